@@ -1,0 +1,105 @@
+"""Input validation shared by fgad's packages.
+
+Every public entry point validates its tensors with these helpers so that a wrong input fails early
+with a message that says what was expected. The value-range check (``[0, 1]``) needs one reduction and
+one host synchronisation; it can be switched off for production loops with :func:`set_validation`
+(or the :func:`validation` context manager). Structural checks (type, rank, dtype, shape) never
+synchronise and are always on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+
+__all__ = [
+    "check_binary_mask",
+    "check_image",
+    "is_validating",
+    "set_validation",
+    "validation",
+]
+
+_VALIDATE_RANGE = True
+
+
+def set_validation(enabled: bool) -> None:
+    """Turn the value checks (range, binary masks) on or off globally. Structural checks stay on."""
+    global _VALIDATE_RANGE
+    _VALIDATE_RANGE = bool(enabled)
+
+
+def is_validating() -> bool:
+    """Whether value checks that synchronise with the host are on (never while compiling)."""
+    if not _VALIDATE_RANGE:
+        return False
+    compiler = getattr(torch, "compiler", None)
+    return not (compiler is not None and compiler.is_compiling())
+
+
+@contextlib.contextmanager
+def validation(enabled: bool) -> Iterator[None]:
+    """Context manager form of :func:`set_validation`."""
+    previous = _VALIDATE_RANGE
+    set_validation(enabled)
+    try:
+        yield
+    finally:
+        set_validation(previous)
+
+
+def check_image(
+    x: object,
+    name: str = "images",
+    *,
+    channels: Sequence[int] = (1, 3),
+    check_range: bool = True,
+) -> torch.Tensor:
+    """Validate an image batch: a floating tensor (B, C, H, W), C in ``channels``, values in [0, 1].
+
+    Raises:
+        TypeError: not a tensor, or not a floating dtype.
+        ValueError: wrong rank, channel count, an empty dimension, or values outside [0, 1].
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating tensor with values in [0, 1] (float32, float16 or bfloat16), "
+            f"got dtype {x.dtype}; convert uint8 images with x.float() / 255"
+        )
+    if x.ndim != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W), got {x.ndim} dimensions {tuple(x.shape)}")
+    if x.shape[1] not in tuple(channels):
+        raise ValueError(
+            f"{name} must have C in {tuple(channels)} channels (B, C, H, W), got shape {tuple(x.shape)}"
+        )
+    if min(x.shape) == 0:
+        raise ValueError(f"{name} must be non-empty in every dimension, got shape {tuple(x.shape)}")
+    if check_range and is_validating():
+        lo, hi = torch.aminmax(x)
+        if bool(lo < 0) or bool(hi > 1) or bool(torch.isnan(lo) | torch.isnan(hi)):
+            raise ValueError(
+                f"{name} must have values in [0, 1], got min {float(lo):.4g} and max {float(hi):.4g}"
+            )
+    return x
+
+
+def check_binary_mask(x: object, name: str = "mask", *, batch_size: int | None = None) -> torch.Tensor:
+    """Validate a mask batch: a tensor (B, 1, H, W) whose values are all 0 or 1.
+
+    Raises:
+        TypeError: not a tensor.
+        ValueError: wrong shape, wrong batch size, or a value other than 0 and 1.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, 1, H, W), got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"{name} must have shape (B, 1, H, W), got {tuple(x.shape)}")
+    if batch_size is not None and x.shape[0] != batch_size:
+        raise ValueError(f"{name} must have batch size {batch_size}, got {x.shape[0]}")
+    if is_validating() and x.numel() > 0 and bool(((x != 0) & (x != 1)).any()):
+        raise ValueError(f"{name} must be binary (values 0 and 1 only)")
+    return x
