@@ -1,0 +1,44 @@
+"""Batched, reproducible synthetic-anomaly transforms.
+
+Perlin masks (:class:`PerlinMask`), OpenCV-exact Otsu foregrounds (:func:`otsu_threshold`,
+:class:`ForegroundMask`), per-sample texture ops (:class:`TextureAugment`, functional forms in
+:mod:`fgad.augment.functional`) and the whole foreground-enhanced synthesis of Zhao et al. 2023
+(:class:`AnomalySynthesizer`). Every random op samples a params object first and applies it
+deterministically; ``op(..., params=op.last_params)`` replays a call.
+"""
+
+from . import functional
+from .foreground import ForegroundMask, gray_levels, otsu_threshold
+from .functional import (
+    adjust_brightness,
+    adjust_sharpness,
+    autocontrast,
+    equalize,
+    posterize,
+    solarize,
+)
+from .perlin import PerlinMask, PerlinParams, perlin_noise
+from .synthesizer import AnomalySynthesizer, ProceduralTextureParams, SynthesisParams, SynthesisResult
+from .texture import TextureAugment, TextureParams
+
+__all__ = [
+    "AnomalySynthesizer",
+    "ForegroundMask",
+    "PerlinMask",
+    "PerlinParams",
+    "ProceduralTextureParams",
+    "SynthesisParams",
+    "SynthesisResult",
+    "TextureAugment",
+    "TextureParams",
+    "adjust_brightness",
+    "adjust_sharpness",
+    "autocontrast",
+    "equalize",
+    "functional",
+    "gray_levels",
+    "otsu_threshold",
+    "perlin_noise",
+    "posterize",
+    "solarize",
+]

@@ -1,0 +1,419 @@
+"""Foreground-enhanced synthetic anomalies (Zhao et al. 2023, Eq. 1-2), batched on the device."""
+
+from __future__ import annotations
+
+import math
+import weakref
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._checks import check_image, is_validating
+from ._params import ParamsMixin, sample_device
+from .foreground import ForegroundMask, Polarity
+from .perlin import PerlinMask, PerlinParams, _evaluate, _sample_gradients
+from .texture import TextureAugment, TextureParams
+
+__all__ = ["AnomalySynthesizer", "ProceduralTextureParams", "SynthesisParams", "SynthesisResult"]
+
+_OCTAVE_CELLS = (4, 8, 16)
+
+
+@dataclass
+class ProceduralTextureParams(ParamsMixin):
+    """Random values of the built-in texture source (coloured fractal Perlin noise).
+
+    Attributes:
+        base: (B, 3) float32 base colour in [0, 1].
+        gradients: (B, 3, O, 16, 16, 2) float32 lattice gradients, per channel and octave.
+        angle: (B, 3, O) float32 rotation of each octave in degrees.
+    """
+
+    base: torch.Tensor
+    gradients: torch.Tensor
+    angle: torch.Tensor
+
+
+@dataclass
+class SynthesisParams(ParamsMixin):
+    """Every random value of one :class:`AnomalySynthesizer` call, per sample (batch first).
+
+    Attributes:
+        rotate: (B,) bool, whether the input image is rotated before synthesis.
+        image_angle: (B,) float32 rotation of the input image in degrees (used where ``rotate``).
+        anomalous: (B,) bool, whether the sample gets an anomaly.
+        texture_opacity: (B,) float32 beta of Eq. 2, the weight of the texture inside the mask.
+        texture_index: (B,) long index into the texture bank (``arange(B)`` for per-sample textures).
+        perlin: the :class:`~fgad.augment.perlin.PerlinParams` of the Perlin masks.
+        texture: the :class:`~fgad.augment.texture.TextureParams` of the texture ops.
+        procedural: the built-in texture source's params (``None`` when textures were given).
+    """
+
+    rotate: torch.Tensor
+    image_angle: torch.Tensor
+    anomalous: torch.Tensor
+    texture_opacity: torch.Tensor
+    texture_index: torch.Tensor
+    perlin: PerlinParams
+    texture: TextureParams
+    procedural: ProceduralTextureParams | None = None
+
+
+@dataclass
+class SynthesisResult:
+    """Output of :class:`AnomalySynthesizer`.
+
+    Attributes:
+        image: (B, C, H, W) I_A, the image with synthetic anomalies.
+        target: (B, C, H, W) the clean image, rotated where the input was rotated (the
+            reconstruction target).
+        mask: (B, 1, H, W) M_a in {0, 1}, the anomaly mask, dtype of the images.
+        label: (B,) in {0, 1}, 1 where the mask is non-empty, dtype of the images.
+        params: the :class:`SynthesisParams` that replay this call.
+        foreground: (B, 1, H, W) bool foreground I_m used (``None`` with ``foreground=None``).
+    """
+
+    image: torch.Tensor
+    target: torch.Tensor
+    mask: torch.Tensor
+    label: torch.Tensor
+    params: SynthesisParams
+    foreground: torch.Tensor | None = None
+
+
+def _range(name: str, value: object, lo: float, hi: float) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a (lo, hi) pair of numbers, got {value!r}") from None
+    if not lo <= a <= b <= hi:
+        raise ValueError(f"{name} must be (lo, hi) with {lo} <= lo <= hi <= {hi}, got {value!r}")
+    return a, b
+
+
+def _probability(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _rotate(images: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rotate each image about its centre by ``angle`` degrees; bilinear, reflected border."""
+    batch, _, height, width = images.shape
+    theta = angle.to(torch.float64) * (math.pi / 180.0)
+    cos, sin = torch.cos(theta).float(), torch.sin(theta).float()
+    zero = torch.zeros_like(cos)
+    # In normalised coordinates a rotation needs the aspect ratio to stay a rotation in pixels.
+    affine = torch.stack(
+        (torch.stack((cos, sin * (height / width), zero), -1),
+         torch.stack((-sin * (width / height), cos, zero), -1)), 1
+    )
+    compute = images if images.dtype in (torch.float32, torch.float64) else images.float()
+    grid = F.affine_grid(affine.to(compute.dtype), [batch, 1, height, width], align_corners=False)
+    out = F.grid_sample(compute, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return out.clamp_(0.0, 1.0).to(images.dtype)
+
+
+class AnomalySynthesizer(nn.Module):
+    """Synthetic anomalies on the object: Perlin mask x Otsu foreground, filled with an altered texture.
+
+    For each image I (rotated first with probability ``image_rotation_prob``), a Perlin mask P_m and
+    the Otsu foreground I_m give the anomaly mask M = P_m * I_m (Eq. 1); the texture source D (one
+    texture per sample, altered by :class:`TextureAugment`) is blended into it:
+    ``I_A = (1 - beta) (I * M) + beta (D * M) + I * (1 - M)`` (Eq. 2, with the last term ``1 - M``:
+    the paper's ``1 - P_m`` would black out background pixels inside the blob). beta is
+    ``texture_opacity``, the weight of the texture (DRAEM's beta weights the image instead).
+
+    Args:
+        foreground: ``"otsu"`` (the method) or ``None`` (the DRAEM baseline: P_m alone).
+        anomaly_prob: probability that a sample gets an anomaly (DRAEM: 0.5).
+        texture_opacity: (lo, hi) range of beta, uniform per sample (paper: (0.1, 1.0)).
+        image_rotation_prob: probability that an input image is rotated (paper: 0.3).
+        image_rotation: (lo, hi) range of that rotation in degrees (paper: (-90, 90)).
+        perlin: a :class:`PerlinMask` (default: threshold 0.5, 2**0..2**5 cells, +-90 degrees).
+        texture_augment: a :class:`TextureAugment` (default: 3 of 6 ops per sample).
+        polarity, min_fraction, cleanup: passed to :class:`ForegroundMask`.
+        ensure_anomaly: when a sample's Perlin blob misses the foreground (or the noise stays below
+            the threshold), lower that sample's threshold to 80% of the noise peak on the foreground,
+            so every anomalous sample gets a non-empty mask. ``False`` keeps DRAEM's behaviour
+            (such a sample silently gets no anomaly, label 0).
+
+    Shape:
+        images (B, C, H, W) floating in [0, 1], C in {1, 3}; textures (B, C, H, W) (one per
+        sample: same batch size and size as the images), or a bank (N, C, h, w) of any size
+        (sampled per sample, resized bilinearly with antialiasing on the device; the resized bank
+        is cached while the bank tensor is alive and unmodified), or ``None`` (a built-in texture
+        source: coloured fractal Perlin noise, its first channel for grey images, so no files are
+        needed). Textures are cast to the
+        images' dtype and must have their channel count and device.
+
+    Convention:
+        Sample first, apply second: every random value is drawn into a :class:`SynthesisParams`
+        (with a ``generator``, on its device, never touching the global RNG), then applied
+        deterministically; ``synth(images, textures, params=result.params)`` (or ``last_params``)
+        replays a call bit for bit, and a batch gives exactly its samples done one by one with the
+        sliced params (``params[i]``). Pixels outside the mask are bitwise those of ``target``;
+        a sample whose mask is empty (not anomalous, or with ``ensure_anomaly=False`` a blob that
+        missed the foreground) has label 0 and ``image == target``. The input rotation fills the corners by reflection.
+        The outputs keep the images' dtype. When nothing needs changing, ``target`` (no image
+        rotated) and ``image`` (no sample anomalous) are the input tensor itself, not a copy.
+        No Python loop over the batch and no host synchronisation outside the optional
+        value checks (see ``fgad._checks.set_validation``); on the CPU, where it costs nothing,
+        only the rotated / anomalous samples are processed.
+
+    Example:
+        >>> synth = AnomalySynthesizer(anomaly_prob=1.0)
+        >>> images = torch.rand(2, 3, 64, 64)
+        >>> res = synth(images, generator=torch.Generator().manual_seed(0))
+        >>> res.image.shape, res.mask.shape, res.label.shape
+        (torch.Size([2, 3, 64, 64]), torch.Size([2, 1, 64, 64]), torch.Size([2]))
+        >>> torch.equal(synth(images, params=res.params).image, res.image)
+        True
+    """
+
+    def __init__(
+        self,
+        foreground: Literal["otsu"] | None = "otsu",
+        anomaly_prob: float = 0.5,
+        texture_opacity: tuple[float, float] = (0.1, 1.0),
+        image_rotation_prob: float = 0.3,
+        image_rotation: tuple[float, float] = (-90.0, 90.0),
+        *,
+        perlin: PerlinMask | None = None,
+        texture_augment: TextureAugment | None = None,
+        polarity: Polarity = "auto",
+        min_fraction: float = 0.01,
+        cleanup: int = 0,
+        ensure_anomaly: bool = True,
+    ) -> None:
+        super().__init__()
+        if foreground not in ("otsu", None):
+            raise ValueError(f"foreground must be 'otsu' or None, got {foreground!r}")
+        self.anomaly_prob = _probability("anomaly_prob", anomaly_prob)
+        self.image_rotation_prob = _probability("image_rotation_prob", image_rotation_prob)
+        self.texture_opacity = _range("texture_opacity", texture_opacity, 0.0, 1.0)
+        self.image_rotation = _range("image_rotation", image_rotation, -360.0, 360.0)
+        if perlin is not None and not isinstance(perlin, PerlinMask):
+            raise TypeError(f"perlin must be a PerlinMask, got {type(perlin).__name__}")
+        if texture_augment is not None and not isinstance(texture_augment, TextureAugment):
+            raise TypeError(f"texture_augment must be a TextureAugment, got {type(texture_augment).__name__}")
+        self.perlin = perlin if perlin is not None else PerlinMask()
+        self.texture_augment = texture_augment if texture_augment is not None else TextureAugment(num_ops=3)
+        self.ensure_anomaly = bool(ensure_anomaly)
+        self.foreground_mask = (
+            ForegroundMask(polarity=polarity, min_fraction=min_fraction, cleanup=cleanup)
+            if foreground == "otsu" else None
+        )
+        self.last_params: SynthesisParams | None = None
+        self._bank_cache: tuple[weakref.ref, int, tuple, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ sampling
+    def sample_params(
+        self,
+        batch_size: int,
+        *,
+        bank_size: int | None = None,
+        procedural: bool = False,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> SynthesisParams:
+        """Draw every random value for ``batch_size`` samples.
+
+        Args:
+            bank_size: N of a texture bank to index (None: one texture per sample).
+            procedural: also draw the built-in texture source's values.
+        """
+        where = sample_device(generator, device)
+        b = batch_size
+
+        def uniform(shape: tuple[int, ...], lo: float, hi: float) -> torch.Tensor:
+            u = torch.rand(shape, generator=generator, device=where, dtype=torch.float64)
+            return (u * (hi - lo) + lo).to(torch.float32)
+
+        rotate = torch.rand(b, generator=generator, device=where) < self.image_rotation_prob
+        image_angle = uniform((b,), *self.image_rotation)
+        anomalous = torch.rand(b, generator=generator, device=where) < self.anomaly_prob
+        opacity = uniform((b,), *self.texture_opacity)
+        if bank_size is None:
+            index = torch.arange(b, device=where)
+        else:
+            index = torch.randint(0, bank_size, (b,), generator=generator, device=where)
+        perlin = self.perlin.sample_params(b, generator=generator, device=where)
+        texture = self.texture_augment.sample_params(b, generator=generator, device=where)
+        proc = None
+        if procedural:
+            octaves = len(_OCTAVE_CELLS)
+            proc = ProceduralTextureParams(
+                base=uniform((b, 3), 0.15, 0.85),
+                gradients=_sample_gradients(b * 3 * octaves, 16, where, generator).view(b, 3, octaves, 16, 16, 2),
+                angle=uniform((b, 3, octaves), -180.0, 180.0),
+            )
+        params = SynthesisParams(
+            rotate=rotate, image_angle=image_angle, anomalous=anomalous, texture_opacity=opacity,
+            texture_index=index, perlin=perlin, texture=texture, procedural=proc,
+        )
+        return params.to(device) if device is not None else params
+
+    # ------------------------------------------------------------------ helpers
+    def _resized_bank(self, bank: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if tuple(bank.shape[-2:]) == size:
+            return bank
+        cache = self._bank_cache
+        key = (tuple(bank.shape), bank.dtype, bank.device, size)
+        if cache is not None and cache[0]() is bank and cache[1] == bank._version and cache[2] == key:
+            return cache[3]
+        work = bank if bank.dtype in (torch.float32, torch.float64) else bank.float()
+        resized = F.interpolate(work, size=size, mode="bilinear", align_corners=False, antialias=True)
+        resized = resized.clamp_(0.0, 1.0).to(bank.dtype)
+        self._bank_cache = (weakref.ref(bank), bank._version, key, resized)
+        return resized
+
+    @staticmethod
+    def _procedural(params: ProceduralTextureParams, size: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+        batch, channels, octaves = params.angle.shape
+        n = batch * channels * octaves
+        cells = torch.tensor(_OCTAVE_CELLS, device=params.angle.device).repeat(batch * channels)
+        perlin = PerlinParams(
+            scales=cells.view(n, 1).expand(n, 2).contiguous(),
+            gradients=params.gradients.reshape(n, 16, 16, 2),
+            angle=params.angle.reshape(n),
+        )
+        grid = (min(size[0], 64), min(size[1], 64))
+        noise = _evaluate(perlin, grid, size).view(batch, channels, octaves, *grid)
+        amplitude = torch.tensor([0.5**k for k in range(octaves)], device=noise.device).view(1, 1, octaves, 1, 1)
+        fractal = (noise * amplitude).sum(2)
+        if grid != size:
+            fractal = F.interpolate(fractal, size=size, mode="bilinear", align_corners=False)
+        return (fractal * 0.6 + params.base.view(batch, channels, 1, 1)).clamp_(0.0, 1.0).to(dtype)
+
+    def _check_params(self, params: object, batch: int) -> SynthesisParams:
+        if not isinstance(params, SynthesisParams):
+            raise TypeError(f"params must be a SynthesisParams, got {type(params).__name__}")
+        if len(params) != batch:
+            raise ValueError(f"params hold {len(params)} samples, expected the batch size {batch}")
+        return params
+
+    def _textures(self, textures: torch.Tensor | None, images: torch.Tensor) -> tuple[torch.Tensor | None, int | None]:
+        """Validate textures; return them and the bank size (None when one per sample / built-in)."""
+        if textures is None:
+            return None, None
+        check_image(textures, "textures", channels=(images.shape[1],), check_range=False)
+        if textures.device != images.device:
+            raise ValueError(f"textures must be on the images' device {images.device}, got {textures.device}")
+        batch, _, height, width = images.shape
+        if textures.shape[0] == batch and tuple(textures.shape[-2:]) == (height, width):
+            return textures, None
+        return textures, int(textures.shape[0])
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        images: torch.Tensor,
+        textures: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        params: SynthesisParams | None = None,
+    ) -> SynthesisResult:
+        """Synthesise anomalies for a batch; see the class docstring for shapes and conventions."""
+        check_image(images, "images")
+        textures, bank_size = self._textures(textures, images)
+        batch, _, height, width = images.shape
+        size = (height, width)
+        device, dtype = images.device, images.dtype
+        if params is None:
+            params = self.sample_params(
+                batch, bank_size=bank_size, procedural=textures is None, device=device, generator=generator
+            )
+        else:
+            params = self._check_params(params, batch).to(device)
+            if textures is None and params.procedural is None:
+                raise ValueError("params hold no built-in texture values: pass the textures of the replayed call")
+            if bank_size is not None and is_validating() and bool((params.texture_index >= bank_size).any()):
+                raise ValueError(f"params.texture_index must be < the bank size {bank_size}")
+        self.last_params = params
+        with torch.no_grad():
+            return self._synthesize(images, textures, bank_size, params, size, dtype)
+
+    def _synthesize(
+        self,
+        images: torch.Tensor,
+        textures: torch.Tensor | None,
+        bank_size: int | None,
+        params: SynthesisParams,
+        size: tuple[int, int],
+        dtype: torch.dtype,
+    ) -> SynthesisResult:
+        batch = images.shape[0]
+        on_cpu = images.device.type == "cpu"
+        view = (batch, 1, 1, 1)
+
+        # 1. Rotate the inputs that were drawn for it: the target is the rotated clean image.
+        if on_cpu:
+            rows = params.rotate.nonzero().squeeze(1)
+            if rows.numel() == 0:
+                target = images
+            else:
+                target = images.index_copy(0, rows, _rotate(images[rows], params.image_angle[rows]))
+        else:
+            rotated = _rotate(images, params.image_angle)
+            target = torch.where(params.rotate.view(view), rotated, images)
+
+        # 2. M = P_m * I_m, restricted to the anomalous samples (Eq. 1).
+        noise = self.perlin.noise(params.perlin, size)
+        foreground = None
+        if self.foreground_mask is not None:
+            foreground = self.foreground_mask.foreground(target)
+            noise = noise.masked_fill_(~foreground, -math.inf)
+        threshold = torch.full((batch,), self.perlin.threshold, dtype=noise.dtype, device=noise.device)
+        if self.ensure_anomaly:
+            # A blob that misses the object would leave the sample without an anomaly: lower its
+            # threshold to 80% of the noise peak on the object (just below it if the peak is <= 0).
+            peak = noise.reshape(batch, -1).amax(dim=1)
+            threshold = torch.minimum(threshold, torch.where(peak > 0, peak * 0.8, peak - 1e-3))
+        threshold = threshold.masked_fill(~params.anomalous, math.inf)
+        mask = noise > threshold.view(view)
+        label = mask.reshape(batch, -1).any(dim=1)
+        mask_out = mask.to(dtype)
+
+        # 3. Texture source D, then the blend of Eq. 2 as a lerp whose weight is beta * M: where M = 0
+        #    lerp returns its start exactly, so pixels outside the mask are bitwise the target's.
+        rows, sub = None, params
+        if on_cpu:
+            # Copying out a subset costs about what the texture ops save, so only when most skip.
+            selected = label.nonzero().squeeze(1)
+            if selected.numel() == 0:
+                return SynthesisResult(target, target, mask_out, label.to(dtype), params, foreground)
+            if selected.numel() <= batch // 2:
+                rows, sub = selected, params[selected]
+        source = self._source(textures, bank_size, sub, rows, size, dtype, images.shape[1])
+        altered = self.texture_augment(source, params=sub.texture)
+        weight = mask_out if rows is None else mask_out[rows]
+        weight = weight * sub.texture_opacity.to(dtype).view(-1, 1, 1, 1)
+        start = target if rows is None else target[rows]
+        blended = torch.lerp(start, altered, weight, out=altered)
+        image = blended if rows is None or rows.numel() == batch else target.index_copy(0, rows, blended)
+        return SynthesisResult(image, target, mask_out, label.to(dtype), params, foreground)
+
+    def _source(
+        self,
+        textures: torch.Tensor | None,
+        bank_size: int | None,
+        params: SynthesisParams,
+        rows: torch.Tensor | None,
+        size: tuple[int, int],
+        dtype: torch.dtype,
+        textures_channels: int | None = None,
+    ) -> torch.Tensor:
+        """The texture of each (selected) sample before the texture ops, in the images' size and dtype."""
+        if textures is None:
+            assert params.procedural is not None
+            channels = textures_channels if textures_channels is not None else 3
+            return self._procedural(params.procedural, size, dtype)[:, :channels]
+        if bank_size is None:
+            source = textures if rows is None else textures.index_select(0, rows)
+        else:
+            source = self._resized_bank(textures, size).index_select(0, params.texture_index)
+        return source.to(dtype)

@@ -1,0 +1,466 @@
+"""The ``fgad`` command: ``train``, ``evaluate``, ``predict``, ``demo``, ``models``, ``synth``.
+
+The command only parses arguments and calls :mod:`fgad.engine`; every option of ``fgad train`` is a
+:class:`fgad.engine.TrainConfig` field (its help text is that field's documentation). Run
+``fgad <command> --help`` for the options of a command. Distributed training::
+
+    torchrun --nproc_per_node 4 -m fgad.cli train --preset paper --root /data/mvtec --category bottle
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+DEMO_OUTPUT = "fgad-demo"
+
+
+# -- TrainConfig options --------------------------------------------------------------------------
+def _field_help() -> dict[str, str]:
+    """Each TrainConfig field's description, read from the class docstring's Args block."""
+    from fgad.engine import TrainConfig
+
+    doc = inspect.getdoc(TrainConfig) or ""
+    block = doc.split("Args:", 1)[1].split("\n\n", 1)[0] if "Args:" in doc else ""
+    helps: dict[str, str] = {}
+    current = None
+    for line in block.splitlines():
+        m = re.match(r"^    (\w+): (.*)$", line)
+        if m:
+            current = m.group(1)
+            helps[current] = m.group(2).strip()
+        elif current is not None and line.strip():
+            helps[current] += " " + line.strip()
+    return {k: v.replace("``", "").replace("%", "%%") for k, v in helps.items()}
+
+
+def _image_size(text: str) -> int | tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX,]\s*(\d+))?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected SIZE or HxW (e.g. 256 or 224x320), got {text!r}")
+    return int(m.group(1)) if m.group(2) is None else (int(m.group(1)), int(m.group(2)))
+
+
+def _optional_int(text: str) -> int | None:
+    if text.lower() in ("none", ""):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
+
+
+def _optional_str(text: str) -> str | None:
+    return None if text.lower() in ("none", "") else text
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated fractions like 0.8,0.9, got {text!r}"
+        ) from None
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. base_width=32), got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed: Any = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+_SPECIAL_TYPES: dict[str, Any] = {
+    "image_size": _image_size,
+    "max_steps": _optional_int,
+    "val_every": _optional_int,
+    "category": _optional_str,
+    "foreground": _optional_str,
+    "textures": _optional_str,
+    "lr_milestones": _fractions,
+}
+_CHOICES: dict[str, Any] = {"dataset": ("mvtec", "btad", "folder"), "final_weights": ("best", "last")}
+_METAVARS = {"image_size": "SIZE|HxW", "lr_milestones": "F1,F2", "foreground": "otsu|none"}
+
+
+def _add_config_options(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+    """One ``--field-name`` option per TrainConfig field (default: keep the preset's value)."""
+    from fgad.engine import TrainConfig
+
+    helps = _field_help()
+    group = parser.add_argument_group(
+        "training configuration (TrainConfig fields; each overrides the preset / --config value)"
+    )
+    for f in dataclasses.fields(TrainConfig):
+        if only is not None and f.name not in only:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        text = helps.get(f.name, f.name)
+        if f.name == "model_kwargs":
+            group.add_argument(
+                "--model-arg",
+                dest="model_kwargs",
+                action="append",
+                type=_key_value,
+                metavar="KEY=VALUE",
+                default=argparse.SUPPRESS,
+                help="model keyword argument (repeatable; VALUE parsed as JSON when it can be, e.g. "
+                "ae_width=32, attention=null): " + text,
+            )
+        elif f.type in ("bool", bool):
+            group.add_argument(
+                flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text
+            )
+        else:
+            kind = _SPECIAL_TYPES.get(f.name)
+            if kind is None:
+                kind = {"int": int, "float": float}.get(str(f.type), str)
+            group.add_argument(
+                flag,
+                dest=f.name,
+                type=kind,
+                default=argparse.SUPPRESS,
+                metavar=_METAVARS.get(f.name),
+                choices=_CHOICES.get(f.name),
+                help=text,
+            )
+
+
+def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:
+    """A TrainConfig: ``--config`` file (or ``base`` / the ``--preset``), then every given option."""
+    from fgad.engine import TrainConfig, get_preset
+
+    if getattr(args, "config", None):
+        config = TrainConfig.from_json(args.config)
+    elif base is not None:
+        config = base
+    else:
+        config = get_preset(getattr(args, "preset", None) or "paper")
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainConfig):
+        # Options default to SUPPRESS: an attribute exists only when the option was given.
+        if not hasattr(args, f.name):
+            continue
+        value = getattr(args, f.name)
+        if f.name == "model_kwargs":
+            value = {**config.model_kwargs, **dict(value or [])}
+        changes[f.name] = value
+    return config.replace(**changes)
+
+
+_BOOL = argparse.BooleanOptionalAction
+
+
+# -- parser -----------------------------------------------------------------------------------------
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fgad`` argument parser (sub-commands train, evaluate, predict, demo, models, synth)."""
+    from fgad import __version__
+    from fgad.engine import list_presets
+
+    parser = argparse.ArgumentParser(
+        prog="fgad",
+        description="Self-supervised industrial anomaly detection (DRAEM + ECA + Otsu foreground-enhanced "
+        "anomaly synthesis). Run 'fgad <command> --help' for a command's options.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"fgad {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # train
+    p = sub.add_parser(
+        "train",
+        help="train a detector on good images (single process, or DDP under torchrun)",
+        description="Train a detector. Start from a preset (or a JSON config), override any field with "
+        "its option. Writes OUTPUT/config.json, log.csv, checkpoints/{last,best}.pt and the final model/. "
+        "Under 'torchrun --nproc_per_node N -m fgad.cli train ...' it runs DistributedDataParallel "
+        "(NCCL on GPUs, gloo on CPUs); --batch-size is per process.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument(
+        "--preset",
+        choices=list_presets(),
+        default="paper",
+        help="starting configuration: 'paper' (the paper's recipe), 'cpu' (small CPU budget), "
+        "'draem_reference' (the DRAEM reference budget: 128px, widths 32/16, batch 8, 600 steps)",
+    )
+    p.add_argument(
+        "--config", metavar="JSON", help="a TrainConfig JSON file (or a run's config.json); replaces --preset"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUTPUT/checkpoints/last.pt (model, optimizer, scheduler, epoch, step, random "
+        "states); without options the run's saved config.json is used",
+    )
+    p.add_argument("--overwrite", action="store_true", help="start again even if OUTPUT holds a checkpoint")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar / summary")
+    _add_config_options(p)
+
+    # evaluate
+    p = sub.add_parser(
+        "evaluate",
+        help="metrics + report on a test split",
+        description="Evaluate a trained detector on the test split: image AUROC, pixel AUROC, pixel AP, "
+        "AUPRO (FPR <= 0.3), F1-max per category, written as metrics.json and metrics.md, with overlay "
+        "PNGs (image | reconstruction | heatmap | ground truth) and ROC / PR curves.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("model", help="run directory, save_pretrained folder or training checkpoint .pt")
+    p.add_argument("--dataset", choices=("mvtec", "btad"), help="data set layout (default: the run's)")
+    p.add_argument("--root", help="data set root (default: the run's)")
+    p.add_argument("--category", nargs="+", dest="categories", help="categories (default: the run's)")
+    p.add_argument("--image-size", type=_image_size, help="input size (default: the run's)")
+    p.add_argument("--output", help="report folder (default: RUN/eval)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader decoding workers")
+    p.add_argument(
+        "--overlays", type=_optional_int, default=16, help="overlay PNGs per category ('none' = all)"
+    )
+    p.add_argument("--amp", action=_BOOL, default=True, help="bfloat16 autocast on CUDA")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar / summary")
+
+    # predict
+    p = sub.add_parser(
+        "predict",
+        help="anomaly maps, scores and decisions for new images",
+        description="Score images (files and/or folders, read recursively). Writes OUTPUT/scores.csv "
+        "(path, score, score_raw, threshold, anomalous), OUTPUT/maps/<name>.npy (float32 anomaly maps) "
+        "and OUTPUT/overlays/<name>.png. The default threshold is the run's calibrated one: the "
+        "threshold_quantile (default: max) of the image scores of the good training images held back "
+        "for validation; it is never computed from the predicted images.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("model", help="run directory, save_pretrained folder or training checkpoint .pt")
+    p.add_argument("inputs", nargs="+", help="image files or folders")
+    p.add_argument("--output", default="fgad-predict", help="output folder")
+    p.add_argument(
+        "--threshold", type=float, help="image-score threshold (default: the run's calibrated one)"
+    )
+    p.add_argument("--image-size", type=_image_size, help="input size (default: the run's)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+    p.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N'")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader decoding workers")
+    p.add_argument("--maps", action=_BOOL, default=True, help="write .npy anomaly maps")
+    p.add_argument("--overlays", action=_BOOL, default=True, help="write overlay PNGs")
+    p.add_argument("--amp", action=_BOOL, default=True, help="bfloat16 autocast on CUDA")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    # demo
+    p = sub.add_parser(
+        "demo",
+        help="train + evaluate on the bundled hazelnut photos",
+        description="Train on the bundled hazelnut photos (28 good training images, CC-BY-4.0, see "
+        "fgad/data/demo/hazelnut_toy/SOURCE.md) with the 'cpu' preset, then evaluate on their 23 test "
+        "images. OUTPUT holds the run; OUTPUT/report the metrics, overlays and curves. Any training "
+        "option below overrides the preset (e.g. --max-steps 20 --image-size 64 for a quick check).",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--output", default=DEMO_OUTPUT, help="run + report folder (replaced unless --resume)")
+    p.add_argument("--preset", choices=list_presets(), default="cpu", help="starting configuration")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted demo run")
+    p.add_argument(
+        "--overlays", type=_optional_int, default=None, help="overlay PNGs ('none' = all test images)"
+    )
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar / summary")
+    _add_config_options(
+        p,
+        only=(
+            "image_size", "model", "model_kwargs", "batch_size", "lr", "epochs", "max_steps", "foreground",
+            "anomaly_prob", "textures", "val_fraction", "seed", "device", "num_workers", "amp",
+            "checkpoint_every", "final_weights",
+        ),
+    )
+
+    # models
+    p = sub.add_parser(
+        "models", help="list registered models", description="List the model registry.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'fgad*'")
+
+    # synth
+    p = sub.add_parser(
+        "synth",
+        help="PNG grid of synthetic anomalies for a folder of images",
+        description="Write a PNG grid, one row per image: clean image | synthetic anomaly | anomaly mask.",
+        formatter_class=_Formatter,
+    )
+    p.add_argument("--input", required=True, help="folder of images (read recursively)")
+    p.add_argument("--output", default="synthetic_anomalies.png", help="PNG file to write")
+    p.add_argument("--count", type=int, default=8, help="rows (the first COUNT images, sorted)")
+    p.add_argument("--image-size", type=_image_size, default=256, help="images are resized to this")
+    p.add_argument("--foreground", type=_optional_str, default="otsu", help="'otsu' or 'none' (anywhere)")
+    p.add_argument("--textures", help="texture folder (default: built-in procedural textures)")
+    p.add_argument("--seed", type=int, default=0, help="synthesis seed")
+    p.add_argument("--device", default="cpu", help="where synthesis runs")
+    return parser
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def _cmd_train(args: argparse.Namespace) -> int:
+    from fgad.engine import TrainConfig, fit
+
+    base = None
+    if args.resume and not args.config and args.output:
+        run_file = Path(args.output) / "config.json"
+        if run_file.is_file():
+            base = TrainConfig.from_json(run_file)
+    config = config_from_args(args, base)
+    if args.print_config:
+        print(config.to_json(), end="")
+        return 0
+    fit(config, resume=args.resume, overwrite=args.overwrite, progress=args.progress)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from fgad.engine import evaluate
+
+    evaluate(
+        args.model,
+        dataset=args.dataset,
+        root=args.root,
+        categories=args.categories,
+        image_size=args.image_size,
+        output=args.output,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.num_workers,
+        overlays=args.overlays,
+        amp=args.amp,
+        progress=args.progress,
+    )
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from fgad.engine import predict
+
+    results = predict(
+        args.model,
+        args.inputs,
+        output=args.output,
+        threshold=args.threshold,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.num_workers,
+        save_maps=args.maps,
+        overlays=args.overlays,
+        amp=args.amp,
+        progress=args.progress,
+    )
+    for r in results:
+        verdict = "" if r.anomalous is None else ("  ANOMALOUS" if r.anomalous else "  good")
+        print(f"{r.score:.4f}{verdict}  {r.path}")
+    print(f"scores: {Path(args.output) / 'scores.csv'}", file=sys.stderr)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from fgad.data import DEMO_CATEGORY, demo_root
+    from fgad.engine import evaluate, fit, get_preset
+
+    base = get_preset(args.preset).replace(
+        dataset="mvtec", root=os.fspath(demo_root().parent), category=DEMO_CATEGORY, output=args.output
+    )
+    config = config_from_args(args, base)
+    run = fit(config, resume=args.resume, overwrite=not args.resume, progress=args.progress)
+    report = run / "report"
+    evaluate(
+        run,
+        output=report,
+        batch_size=config.batch_size,
+        device=config.device,
+        overlays=args.overlays,
+        progress=args.progress,
+    )
+    print(f"demo report: {report} (metrics.md, metrics.json, overlays/, curves/)", file=sys.stderr)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from fgad.models import list_models
+
+    try:
+        from fgad.models._registry import MODELS
+
+        docs = {name: MODELS.get(name).doc for name in list_models(args.pattern)}
+    except ImportError:
+        docs = dict.fromkeys(list_models(args.pattern), "")
+    width = max((len(n) for n in docs), default=0)
+    for name, doc in docs.items():
+        print(f"{name.ljust(width)}  {doc}".rstrip())
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from fgad.engine import save_synthesis_grid
+
+    path = save_synthesis_grid(
+        args.input,
+        args.output,
+        count=args.count,
+        image_size=args.image_size,
+        foreground=args.foreground,
+        textures=args.textures,
+        seed=args.seed,
+        device=args.device,
+    )
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+_COMMANDS = {
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "predict": _cmd_predict,
+    "demo": _cmd_demo,
+    "models": _cmd_models,
+    "synth": _cmd_synth,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fgad`` console script.
+
+    Args:
+        argv: arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 1 when the command failed with a user error (bad option
+        value, missing folder, existing run...), whose message is printed to stderr.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"fgad {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

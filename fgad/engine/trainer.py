@@ -1,0 +1,574 @@
+"""``fit``: train a detector from a :class:`TrainConfig`, with checkpoints, validation and resume.
+
+Run directory layout (``config.output``)::
+
+    config.json            {"config": TrainConfig dict, "calibration": {...} | null, "validation": ...}
+    log.csv                one row per epoch: losses, learning rate, validation metrics
+    tensorboard/           TensorBoard events (only when the tensorboard package is installed)
+    checkpoints/last.pt    full training state, every ``checkpoint_every`` epochs and at the end
+    checkpoints/best.pt    weights with the best validation score
+    model/                 final weights (fgad.models.save_pretrained: model.safetensors + config.json)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from fgad.engine import distributed as dist_utils
+from fgad.engine._common import (
+    CHECKPOINT_DIR,
+    MODEL_DIR,
+    RUN_FILE,
+    autocast,
+    make_dataset,
+    module_to,
+)
+from fgad.engine.checkpoint import (
+    TrainState,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from fgad.engine.config import TrainConfig
+from fgad.engine.logging import EpochLogger, format_summary
+from fgad.engine.report import atomic_write_text
+
+__all__ = [
+    "ValidationSet",
+    "calibrate_threshold",
+    "fit",
+    "predict_batches",
+    "synthesis_seed",
+    "validation_score",
+]
+
+LOSS_PARTS = ("reconstruction", "ssim", "l2", "segmentation")
+
+
+def synthesis_seed(seed: int, rank: int) -> int:
+    """Seed of rank ``rank``'s synthesis generator (distinct per rank, fixed per run seed).
+
+    Example:
+        >>> synthesis_seed(0, 0) != synthesis_seed(0, 1)
+        True
+    """
+    return (int(seed) * 1_000_003 + 7919 * (int(rank) + 1)) % (2**63 - 1)
+
+
+def validation_score(metrics: dict[str, float]) -> float:
+    """The number that picks the best checkpoint: pixel AP + image AUROC (NaN counts as 0).
+
+    Both are measured on the validation set (held-back good training images and synthetic
+    anomalies made from them), never on the test split.
+
+    Example:
+        >>> validation_score({"pixel_ap": 0.5, "image_auroc": 0.75})
+        1.25
+    """
+    total = 0.0
+    for key in ("pixel_ap", "image_auroc"):
+        value = float(metrics.get(key, float("nan")))
+        total += 0.0 if math.isnan(value) else value
+    return total
+
+
+@dataclass
+class ValidationSet:
+    """Fixed validation tensors on the training device.
+
+    Attributes:
+        good: (N, C, H, W) float [0, 1] held-back good training images (threshold calibration).
+        images: (M, C, H, W) the good images followed by ``val_copies`` synthetic versions of each.
+        masks: (M, 1, H, W) {0, 1} synthetic anomaly masks (zeros for the good images).
+        labels: (M,) {0, 1}.
+    """
+
+    good: torch.Tensor
+    images: torch.Tensor
+    masks: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def build(
+        cls,
+        dataset: Any,
+        config: TrainConfig,
+        device: torch.device,
+        textures: torch.Tensor | None,
+    ) -> ValidationSet:
+        """Decode the held-back images and synthesise their anomalies once, with ``val_seed``."""
+        from fgad.augment import AnomalySynthesizer
+        from fgad.data import to_float
+
+        good = to_float(torch.stack([dataset[i]["image"] for i in range(len(dataset))]), device)
+        synth = module_to(AnomalySynthesizer(foreground=config.foreground, anomaly_prob=1.0), device)
+        gen = torch.Generator(device=device)
+        gen.manual_seed(int(config.val_seed))
+        images, masks = [good], [torch.zeros_like(good[:, :1])]
+        labels = [torch.zeros(len(good), device=device)]
+        with torch.no_grad():
+            for _ in range(config.val_copies):
+                res = synth(good, textures, generator=gen)
+                images.append(res.image)
+                masks.append(res.mask.to(good.dtype))
+                labels.append(res.label.to(good.dtype))
+        return cls(good, torch.cat(images), torch.cat(masks), torch.cat(labels))
+
+
+@torch.no_grad()
+def predict_batches(
+    model: nn.Module, images: torch.Tensor, batch_size: int, amp: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Image scores (N,) and raw anomaly maps (N, 1, H, W) of a tensor of images, in eval mode."""
+    was_training = model.training
+    model.eval()
+    scores, maps = [], []
+    try:
+        for start in range(0, len(images), batch_size):
+            with autocast(images.device, amp):
+                out = model(images[start : start + batch_size])
+            scores.append(out.score.float())
+            maps.append(out.anomaly_map.float())
+    finally:
+        model.train(was_training)
+    return torch.cat(scores), torch.cat(maps)
+
+
+def _validate(model: nn.Module, val: ValidationSet, batch_size: int, amp: bool) -> dict[str, float]:
+    from fgad.metrics import Evaluator
+
+    scores, maps = predict_batches(model, val.images, batch_size, amp)
+    evaluator = Evaluator()
+    evaluator.update(scores=scores.cpu(), labels=val.labels.cpu(), maps=maps.cpu(), masks=val.masks.cpu())
+    metrics = {k: float(v) for k, v in evaluator.compute().items()}
+    metrics["score"] = validation_score(metrics)
+    return metrics
+
+
+def calibrate_threshold(scores: torch.Tensor, quantile: float) -> float:
+    """Decision threshold from held-back good images' scores: their ``quantile`` (1.0 = the max).
+
+    An image whose score is strictly greater than the threshold is called anomalous, so with the
+    default quantile 1.0 every held-back good image is called good.
+
+    Example:
+        >>> calibrate_threshold(torch.tensor([0.1, 0.4, 0.2]), 1.0)
+        0.4000000059604645
+    """
+    return float(torch.quantile(scores.detach().double().cpu(), float(quantile)).float())
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002  (seeds third-party users of the global RNG)
+    torch.manual_seed(seed)
+
+
+def _bare(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _save_pretrained_atomic(model: nn.Module, target: Path) -> None:
+    """save_pretrained into a temporary folder, then swap it into place."""
+    from fgad.models import save_pretrained
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        save_pretrained(model, tmp)
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.old.{os.getpid()}"
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_run_file(run_dir: Path, config: TrainConfig, **sections: Any) -> None:
+    import json
+
+    from fgad import __version__
+
+    payload = {"config": config.to_dict(), "fgad_version": __version__, **sections}
+    atomic_write_text(run_dir / RUN_FILE, json.dumps(payload, indent=2) + "\n")
+
+
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="train", unit="step", disable=not enabled)
+
+
+@contextlib.contextmanager
+def _range_checks(device: torch.device) -> Iterator[None]:
+    """Switch off host-synchronising range checks in the hot loop on accelerators."""
+    from fgad._checks import validation
+
+    if device.type == "cpu":
+        yield
+    else:
+        with validation(False):
+            yield
+
+
+def fit(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train a detector; returns the run directory.
+
+    Args:
+        config: the run (see :class:`TrainConfig`; :func:`fgad.engine.get_preset` for recipes).
+        resume: continue from ``<output>/checkpoints/last.pt`` when it exists (model, optimizer,
+            scheduler, epoch, step, best score and random states); the run's saved config is used
+            (differences from ``config`` other than device / num_workers are warned about).
+            Without a checkpoint the run starts from scratch.
+        overwrite: start from scratch even if ``<output>`` holds a checkpoint (its checkpoints,
+            log and model are replaced). Without ``resume`` or ``overwrite`` such a folder is an
+            error, so a finished run is never clobbered by accident.
+        progress: show a tqdm progress bar and print a summary table (rank 0 only).
+
+    Returns:
+        ``Path(config.output)``, holding ``config.json`` (with the calibrated decision threshold),
+        ``log.csv``, ``checkpoints/`` and the final ``model/`` (loadable with
+        ``fgad.models.load_model``).
+
+    Raises:
+        FileExistsError: ``output`` holds a checkpoint and neither ``resume`` nor ``overwrite``.
+        ValueError: empty training set, or a batch size larger than the training images per process.
+
+    Convention:
+        Training step: uint8 batch -> device -> float [0, 1] (``fgad.data.to_float``) ->
+        ``AnomalySynthesizer`` on the device with a seeded ``torch.Generator`` on that device (one
+        per rank, :func:`synthesis_seed`) -> ``model(I_A)`` -> ``FGADLoss(I, I_r, logits, M)`` ->
+        Adam -> ``MultiStepLR`` stepped every optimizer step (milestones = fractions of all steps).
+        Data order: ``DistributedSampler(shuffle=True, seed=config.seed)`` with ``set_epoch`` (also
+        for one process), so epoch ``e``'s order depends only on the seed and ``e``. On the CPU
+        two runs with the same config give the same losses and weights, and a run resumed from a
+        checkpoint ends with the same weights as an uninterrupted one.
+        Validation (rank 0, every ``validation_interval`` epochs and after the last one) uses only
+        the held-back good training images and their synthetic anomalies; the checkpoint with the
+        best :func:`validation_score` is ``checkpoints/best.pt``.
+        The decision threshold is :func:`calibrate_threshold` of the final model's image scores on
+        the held-back good images, stored in ``config.json`` under ``calibration``.
+        Distributed (torchrun): DDP, each rank trains on its shard with ``batch_size`` images per
+        step; only rank 0 validates and writes files.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    info = dist_utils.setup(config.device)
+    try:
+        return _fit(config, info, resume=resume, overwrite=overwrite, progress=progress)
+    finally:
+        dist_utils.cleanup()
+
+
+def _fit(
+    config: TrainConfig, info: dist_utils.DistInfo, *, resume: bool, overwrite: bool, progress: bool
+) -> Path:
+    from fgad.augment import AnomalySynthesizer
+    from fgad.data import TextureFolder, to_float
+    from fgad.losses import FGADLoss
+    from fgad.models import create_model
+
+    started = time.perf_counter()
+    device = info.device
+    run_dir = Path(config.output)
+    ckpt_dir = run_dir / CHECKPOINT_DIR
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+
+    # -- resume / overwrite decision (every rank reads the same file system) --------------------
+    state: TrainState | None = None
+    if last_path.is_file():
+        if resume:
+            state = load_checkpoint(last_path)
+            saved = TrainConfig.from_dict(state.config)
+            keep = {"device": config.device, "num_workers": config.num_workers, "output": config.output}
+            diff = sorted(
+                k for k, v in config.to_dict().items() if k not in keep and saved.to_dict().get(k) != v
+            )
+            if diff and info.is_main:
+                warnings.warn(
+                    f"resuming {run_dir} with its saved config; ignoring changed field(s) {diff}",
+                    stacklevel=3,
+                )
+            config = saved.replace(**keep)
+        elif not overwrite:
+            raise FileExistsError(
+                f"{run_dir} already holds a training checkpoint ({last_path}); pass resume=True (--resume) "
+                "to continue it or overwrite=True (--overwrite) to start again"
+            )
+    if state is None and info.is_main and overwrite:
+        for stale in (ckpt_dir, run_dir / MODEL_DIR, run_dir / "log.csv"):
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            elif stale.exists():
+                stale.unlink()
+    dist_utils.barrier(info)
+
+    _seed_everything(config.seed)
+
+    # -- data -----------------------------------------------------------------------------------
+    full = make_dataset(config.dataset, config.root, config.category, "train", config.image_size)
+    if len(full) == 0:
+        raise ValueError(f"no training images found for {config.dataset!r} at {config.root!r}")
+    if config.val_fraction > 0 and len(full) >= 2:
+        train_set, val_set = full.holdout(config.val_fraction, seed=config.val_seed)
+    else:
+        train_set, val_set = full, None
+    per_rank = math.ceil(len(train_set) / info.world_size)
+    if config.batch_size > per_rank:
+        raise ValueError(
+            f"batch_size {config.batch_size} is larger than the {per_rank} training images per process "
+            f"({len(train_set)} images after holding back {0 if val_set is None else len(val_set)} for "
+            f"validation, {info.world_size} process(es)); use a smaller batch_size"
+        )
+    sampler = DistributedSampler(
+        train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=config.seed
+    )
+    loader_gen = torch.Generator()
+    loader_gen.manual_seed(config.seed)
+    loader = DataLoader(
+        train_set,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.num_workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
+        persistent_workers=config.num_workers > 0,
+        generator=loader_gen,
+    )
+    steps_per_epoch = len(loader)
+    total_steps = config.total_steps(steps_per_epoch)
+    total_epochs = config.total_epochs(steps_per_epoch)
+    val_interval = config.validation_interval(steps_per_epoch)
+
+    textures = None
+    if config.textures is not None:
+        textures = TextureFolder(config.textures, image_size=config.image_size).load(device=device)
+
+    # -- model, loss, optimisation --------------------------------------------------------------
+    torch.manual_seed(config.seed)
+    model = create_model(config.model, **config.model_kwargs).to(device)
+    channels_last = config.channels_last and device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    amp = config.amp and device.type == "cuda"
+    criterion = module_to(FGADLoss(ssim_weight=config.ssim_weight, focal_gamma=config.focal_gamma), device)
+    synth = AnomalySynthesizer(foreground=config.foreground, anomaly_prob=config.anomaly_prob)
+    synth = module_to(synth, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=config.milestone_steps(steps_per_epoch), gamma=config.lr_gamma
+    )
+    generator = torch.Generator(device=device)
+    generator.manual_seed(synthesis_seed(config.seed, info.rank))
+
+    validation = None
+    if val_set is not None and info.is_main:
+        validation = ValidationSet.build(val_set, config, device, textures)
+
+    start_epoch, step, best_score = 0, 0, None
+    if state is not None:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+        start_epoch, step, best_score = state.epoch, state.step, state.best_score
+        if info.is_main:
+            print(f"fgad: resuming {run_dir} from epoch {start_epoch} (step {step})", file=sys.stderr)
+        restore_rng_state(state.rng)
+        if len(state.synthesis_rng) == info.world_size:
+            generator.set_state(state.synthesis_rng[info.rank])
+        else:
+            if info.is_main:
+                warnings.warn(
+                    f"checkpoint was written by {len(state.synthesis_rng)} process(es), this run has "
+                    f"{info.world_size}; synthesis generators are re-seeded from (seed, rank, epoch)",
+                    stacklevel=3,
+                )
+            generator.manual_seed(synthesis_seed(config.seed + start_epoch, info.rank))
+    train_model: nn.Module = model
+    if info.distributed:
+        train_model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    logger = None
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if state is None:
+            _write_run_file(run_dir, config, calibration=None, validation=None)
+        columns = ["lr", "loss", *LOSS_PARTS, "seconds"]
+        if validation is not None:
+            columns += ["val_image_auroc", "val_pixel_auroc", "val_pixel_ap", "val_score"]
+        logger = EpochLogger(run_dir, columns, resume_epoch=start_epoch if state is not None else None)
+
+    show = progress and info.is_main
+    bar = _progress(total_steps, step, show)
+    last_losses: dict[str, float] = {}
+    try:
+        with _range_checks(device):
+            for epoch in range(start_epoch, total_epochs):
+                if step >= total_steps:
+                    break
+                epoch_start = time.perf_counter()
+                sampler.set_epoch(epoch)
+                train_model.train()
+                sums = torch.zeros(1 + len(LOSS_PARTS), device=device, dtype=torch.float64)
+                count = 0
+                for batch in loader:
+                    if step >= total_steps:
+                        break
+                    images = to_float(batch["image"], device, non_blocking=True)
+                    with torch.no_grad():
+                        res = synth(images, textures, generator=generator)
+                    inputs = res.image
+                    if channels_last:
+                        inputs = inputs.contiguous(memory_format=torch.channels_last)
+                    with autocast(device, amp):
+                        out = train_model(inputs)
+                    loss = criterion(res.target, out.reconstruction.float(), out.logits.float(), res.mask)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.total.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    step += 1
+                    count += 1
+                    parts = torch.stack([loss.total.detach(), *(loss.parts[k].detach() for k in LOSS_PARTS)])
+                    sums += parts.to(torch.float64)
+                    bar.update(1)
+                    if show and (count == 1 or step % 10 == 0):
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.total):.4f}", refresh=False)
+                if info.distributed:
+                    counts = torch.tensor([float(count)], device=device, dtype=torch.float64)
+                    torch.distributed.all_reduce(sums)
+                    torch.distributed.all_reduce(counts)
+                    means = (sums / counts.clamp_min(1)).tolist()
+                else:
+                    means = (sums / max(count, 1)).tolist()
+                last_losses = dict(zip(("loss", *LOSS_PARTS), means, strict=True))
+                completed = epoch + 1
+                final_epoch = completed == total_epochs or step >= total_steps
+
+                val_metrics = None
+                if validation is not None and (completed % val_interval == 0 or final_epoch):
+                    val_metrics = _validate(model, validation, config.batch_size, amp)
+                    if best_score is None or val_metrics["score"] > best_score:
+                        best_score = val_metrics["score"]
+                        save_checkpoint(
+                            best_path,
+                            TrainState(
+                                model=model.state_dict(),
+                                optimizer={},
+                                scheduler={},
+                                epoch=completed,
+                                step=step,
+                                best_score=best_score,
+                                config=config.to_dict(),
+                                model_config=dict(getattr(model, "config", {})),
+                                extra={"validation": val_metrics},
+                            ),
+                        )
+                synthesis_states = dist_utils.all_gather_objects(info, generator.get_state())
+                if info.is_main:
+                    assert logger is not None
+                    row: dict[str, Any] = {"lr": optimizer.param_groups[0]["lr"], **last_losses}
+                    row["seconds"] = round(time.perf_counter() - epoch_start, 3)
+                    if validation is not None:
+                        for key in ("image_auroc", "pixel_auroc", "pixel_ap", "score"):
+                            row[f"val_{key}"] = None if val_metrics is None else val_metrics.get(key)
+                    logger.log(completed, step, row)
+                    if completed % config.checkpoint_every == 0 or final_epoch:
+                        save_checkpoint(
+                            last_path,
+                            TrainState(
+                                model=model.state_dict(),
+                                optimizer=optimizer.state_dict(),
+                                scheduler=scheduler.state_dict(),
+                                epoch=completed,
+                                step=step,
+                                rng=capture_rng_state(),
+                                synthesis_rng=list(synthesis_states),
+                                best_score=best_score,
+                                config=config.to_dict(),
+                                model_config=dict(getattr(model, "config", {})),
+                                extra={"validation": val_metrics, "losses": last_losses},
+                            ),
+                        )
+                dist_utils.barrier(info)
+    finally:
+        bar.close()
+        if logger is not None:
+            logger.close()
+
+    # -- final weights, threshold, summary (rank 0) ----------------------------------------------
+    if info.is_main:
+        chosen = "last"
+        if config.final_weights == "best" and best_path.is_file():
+            model.load_state_dict(load_checkpoint(best_path).model)
+            chosen = "best"
+        model.eval()
+        calibration = None
+        final_val = None
+        if validation is not None:
+            scores, _ = predict_batches(model, validation.good, config.batch_size, amp)
+            calibration = {
+                "threshold": calibrate_threshold(scores, config.threshold_quantile),
+                "quantile": config.threshold_quantile,
+                "num_images": len(scores),
+                "scores": [float(s) for s in scores.cpu()],
+                "method": "quantile of the final model's image scores on the held-back good training images",
+            }
+            final_val = _validate(model, validation, config.batch_size, amp)
+        export = model.to(memory_format=torch.contiguous_format) if channels_last else model
+        _save_pretrained_atomic(export, run_dir / MODEL_DIR)
+        _write_run_file(
+            run_dir,
+            config,
+            calibration=calibration,
+            validation=final_val,
+            final_weights=chosen,
+            steps=step,
+            epochs=total_epochs,
+        )
+        if progress:
+            summary: dict[str, Any] = {
+                "run": os.fspath(run_dir),
+                "steps": step,
+                "epochs": total_epochs,
+                "weights": chosen,
+                **{k: float(v) for k, v in last_losses.items()},
+            }
+            if final_val is not None:
+                summary.update({f"val_{k}": v for k, v in final_val.items()})
+            if calibration is not None:
+                summary["threshold"] = calibration["threshold"]
+            summary["minutes"] = (time.perf_counter() - started) / 60
+            print(format_summary(summary, title="training summary"), file=sys.stderr)
+    dist_utils.barrier(info)
+    return run_dir

@@ -1,0 +1,94 @@
+"""``create_model`` and ``load_model``: build registered models, optionally from a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from torch import nn
+
+from fgad.models._registry import MODELS
+from fgad.models.checkpoint import Checkpoint, apply_checkpoint, read_checkpoint
+
+__all__ = ["create_model", "load_model"]
+
+# Constructor arguments that place a model; never part of its saved config.
+_PLACEMENT = ("device", "dtype")
+
+
+def create_model(name: str, *, checkpoint: str | os.PathLike[str] | None = None, **kwargs: Any) -> nn.Module:
+    """Build the registered model ``name``; ``kwargs`` override the variant's defaults.
+
+    Args:
+        name: a name from :func:`list_models` (``"fgad"``, ``"draem"``, ``"fgad_small"``, ...).
+        checkpoint: a directory written by :func:`save_pretrained` or its ``model.safetensors``.
+            When the checkpoint was saved from the same ``name``, its saved kwargs become the
+            defaults (so ``create_model("fgad", checkpoint=d)`` rebuilds the saved width); explicit
+            ``kwargs`` still win, and a shape they change is reported as a mismatch.
+        **kwargs: constructor arguments, e.g. ``base_width``, ``in_channels``, ``smoothing_kernel``,
+            ``device``, ``dtype``.
+
+    Returns:
+        The model (in training mode, as ``nn.Module`` constructors leave it), with
+        ``model.config == {"name": name, "kwargs": {...}}``.
+
+    Raises:
+        KeyError: unknown ``name``; the message lists the closest registered names.
+        ValueError: a checkpoint that is corrupted, not safetensors, or does not fit the model.
+
+    Example:
+        >>> model = create_model("fgad", base_width=16)
+        >>> model.config["name"], model.ae_width, model.seg_width
+        ('fgad', 16, 8)
+        >>> sum(p.numel() for p in create_model("draem", device="meta").parameters())
+        97422725
+    """
+    ckpt = read_checkpoint(checkpoint) if checkpoint is not None else None
+    return _create(name, ckpt, kwargs)
+
+
+def load_model(path: str | os.PathLike[str], **kwargs: Any) -> nn.Module:
+    """Rebuild the model saved at ``path`` by :func:`save_pretrained`, with its weights.
+
+    Args:
+        path: checkpoint directory or its ``model.safetensors`` file.
+        **kwargs: extra constructor arguments, e.g. ``device``, ``dtype`` or ``smoothing_kernel``
+            (an architecture argument that changes a shape is reported as a mismatch).
+
+    Returns:
+        The model, in training mode; call ``.eval()`` for inference.
+
+    Raises:
+        KeyError: the saved model name is not registered (import the module that registers it).
+        ValueError: a corrupted or foreign checkpoint.
+    """
+    ckpt = read_checkpoint(path)
+    return _create(ckpt.config["name"], ckpt, kwargs)
+
+
+def _create(name: str, ckpt: Checkpoint | None, kwargs: dict[str, Any]) -> nn.Module:
+    entry = MODELS.get(name)
+    if ckpt is not None and ckpt.config["name"] == name:
+        kwargs = {**ckpt.config["kwargs"], **kwargs}
+    model = entry.factory(**{**entry.defaults, **kwargs})
+    _set_config(model, name, {**entry.defaults, **kwargs})
+    if ckpt is not None:
+        apply_checkpoint(model, ckpt)
+    return model
+
+
+def _set_config(model: nn.Module, name: str, kwargs: dict[str, Any]) -> None:
+    config = getattr(model, "config", None)
+    if isinstance(config, dict) and isinstance(config.get("kwargs"), dict):
+        config["name"] = name
+        return
+    plain = {k: v for k, v in kwargs.items() if k not in _PLACEMENT}
+    try:
+        json.dumps(plain)
+    except (TypeError, ValueError):
+        return  # save_pretrained will explain that this model cannot be saved
+    try:
+        model.config = {"name": name, "kwargs": plain}  # type: ignore[assignment]
+    except (AttributeError, TypeError):
+        return

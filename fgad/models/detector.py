@@ -1,0 +1,242 @@
+"""The anomaly detector: reconstructive autoencoder + U-Net segmenter + DRAEM's post-processing."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fgad._checks import check_image
+from fgad.models._layers import PAD_MODES, pad_to_multiple
+from fgad.models._registry import named, register_model
+from fgad.models.autoencoder import ATTENTIONS, ReconstructiveAutoencoder, _check_positive_int
+from fgad.models.segmenter import UNetSegmenter
+
+__all__ = ["AnomalyDetector", "DetectorOutput"]
+
+
+class DetectorOutput(NamedTuple):
+    """What :class:`AnomalyDetector` returns (a ``NamedTuple``, so it traces, compiles and unpacks).
+
+    Attributes:
+        reconstruction: (B, C, H, W) the autoencoder's reconstruction I_r (not clamped).
+        logits: (B, 2, H, W) segmenter logits (normal, anomalous), for the segmentation loss.
+        anomaly_map: (B, 1, H, W) per-pixel anomaly probability ``softmax(logits, 1)[:, 1:2]``, not
+            smoothed (DRAEM computes pixel metrics on this map).
+        score: (B,) image score: the maximum of the mean-filtered anomaly map (DRAEM's image score).
+        score_raw: (B,) the maximum of the unsmoothed anomaly map.
+    """
+
+    reconstruction: torch.Tensor
+    logits: torch.Tensor
+    anomaly_map: torch.Tensor
+    score: torch.Tensor
+    score_raw: torch.Tensor
+
+
+class AnomalyDetector(nn.Module):
+    """The detector of DRAEM / Zhao et al. (2023): reconstruct, segment, post-process.
+
+    ``I_r = autoencoder(I)``, ``logits = segmenter(cat(I, I_r))``, ``anomaly_map = softmax(logits)``
+    class 1, ``score = max(mean_filter(anomaly_map))``. ``attention="eca"`` (registered as ``fgad``)
+    is the paper's network; ``attention=None`` (registered as ``draem``) is DRAEM, the ablation.
+
+    Args:
+        in_channels: image channels C, 1 or 3; the segmenter sees 2C.
+        base_width: scales both networks: autoencoder width ``base_width``, segmenter width
+            ``base_width // 2`` (128 / 64 by default, DRAEM's).
+        ae_width: autoencoder base width; overrides ``base_width`` for it.
+        seg_width: segmenter base width; overrides ``base_width // 2``.
+        attention: ``"eca"`` (the paper) or ``None`` (DRAEM).
+        smoothing_kernel: odd side of the square mean filter applied before the image score (21
+            in DRAEM); 1 disables smoothing.
+        smoothing_include_pad: ``False`` (default): each smoothed pixel is the mean over the part
+            of the window inside the image (``avg_pool2d(count_include_pad=False)``), so a defect
+            at the border scores like one in the middle. ``True`` reproduces DRAEM's evaluation
+            code exactly (``avg_pool2d`` zero padding counted in the mean): near the border the
+            zeros pull the mean down, to ``(k // 2 + 1)^2 / k^2`` of a uniform map's value in the
+            corners (0.27 for k = 21).
+        pad_mode: how an image whose sides are not multiples of 32 is padded (bottom/right edges)
+            before the networks; outputs are cropped back to H x W. ``"reflect"`` (default: no new
+            edges for the segmenter to flag), ``"replicate"`` or ``"constant"`` (zeros).
+        device: where to create the parameters.
+        dtype: parameter dtype.
+
+    Shape:
+        images (B, C, H, W), H, W >= 32 -> :class:`DetectorOutput` with (B, C, H, W), (B, 2, H, W),
+        (B, 1, H, W), (B,), (B,).
+
+    Convention:
+        Images are floats in [0, 1] of the parameters' dtype (any dtype under ``torch.autocast``).
+        ``forward`` checks structure only (type, rank, channels, size, dtype) and never
+        synchronises with the host; it does not check the value range. All outputs are computed in
+        train and eval mode alike (BatchNorm follows the mode). ``config`` holds the registered
+        name and the constructor arguments as given (JSON-serialisable); the resolved widths are
+        ``ae_width`` and ``seg_width``.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> model = AnomalyDetector(base_width=8).eval()
+        >>> out = model(torch.rand(2, 3, 64, 80))
+        >>> out.anomaly_map.shape, out.score.shape
+        (torch.Size([2, 1, 64, 80]), torch.Size([2]))
+        >>> bool((out.score <= out.score_raw).all())
+        True
+    """
+
+    #: Total downsampling factor (the segmenter's five poolings); smaller inputs are rejected.
+    stride = 32
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        base_width: int = 128,
+        ae_width: int | None = None,
+        seg_width: int | None = None,
+        attention: str | None = "eca",
+        smoothing_kernel: int = 21,
+        smoothing_include_pad: bool = False,
+        pad_mode: str = "reflect",
+        *,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if in_channels not in (1, 3) or isinstance(in_channels, bool):
+            raise ValueError(f"in_channels must be 1 or 3, got {in_channels!r}")
+        _check_positive_int(base_width, "base_width")
+        for value, label in ((ae_width, "ae_width"), (seg_width, "seg_width")):
+            if value is not None:
+                _check_positive_int(value, label)
+        # The config keeps the arguments as given (None = derived from base_width), so that a
+        # different base_width asked for at load time is not masked by saved derived widths.
+        config_kwargs = {
+            "in_channels": in_channels,
+            "base_width": base_width,
+            "ae_width": ae_width,
+            "seg_width": seg_width,
+            "attention": attention,
+            "smoothing_kernel": smoothing_kernel,
+            "smoothing_include_pad": smoothing_include_pad,
+            "pad_mode": pad_mode,
+        }
+        ae_width = base_width if ae_width is None else ae_width
+        seg_width = max(base_width // 2, 1) if seg_width is None else seg_width
+        if attention is not None and attention not in ATTENTIONS:
+            raise ValueError(f"attention must be None or one of {ATTENTIONS}, got {attention!r}")
+        _check_smoothing_kernel(smoothing_kernel)
+        if not isinstance(smoothing_include_pad, bool):
+            raise ValueError(f"smoothing_include_pad must be a bool, got {smoothing_include_pad!r}")
+        if pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
+        self.in_channels = in_channels
+        self.ae_width = ae_width
+        self.seg_width = seg_width
+        self.smoothing_kernel = smoothing_kernel
+        self.smoothing_include_pad = smoothing_include_pad
+        self.pad_mode = pad_mode
+        self.autoencoder = ReconstructiveAutoencoder(
+            in_channels,
+            base_width=ae_width,
+            attention=attention,
+            pad_mode=pad_mode,
+            device=device,
+            dtype=dtype,
+        )
+        self.segmenter = UNetSegmenter(
+            2 * in_channels, 2, base_width=seg_width, pad_mode=pad_mode, device=device, dtype=dtype
+        )
+        self.config: dict[str, Any] = {
+            "name": "draem" if attention is None else "fgad",
+            "kwargs": config_kwargs,
+        }
+
+    def forward(self, images: torch.Tensor) -> DetectorOutput:
+        """Run both networks and the post-processing on ``images`` (B, C, H, W), H, W >= 32."""
+        check_image(images, "images", channels=(self.in_channels,), check_range=False)
+        h, w = images.shape[-2], images.shape[-1]
+        if h < self.stride or w < self.stride:
+            raise ValueError(
+                f"images must be at least {self.stride}x{self.stride} pixels (the segmenter pools five "
+                f"times), got {h}x{w}"
+            )
+        weight_dtype = self.segmenter.head.weight.dtype
+        if images.dtype != weight_dtype and not torch.is_autocast_enabled(images.device.type):
+            raise TypeError(
+                f"images have dtype {images.dtype} but the model's parameters are {weight_dtype}; "
+                f"convert one of them (images.to({weight_dtype})) or run under torch.autocast"
+            )
+        x = pad_to_multiple(images, self.stride, self.pad_mode)
+        reconstruction = self.autoencoder(x)
+        logits = self.segmenter(torch.cat((x, reconstruction), dim=1))
+        reconstruction = reconstruction[..., :h, :w]
+        logits = logits[..., :h, :w]
+        anomaly_map = torch.softmax(logits, dim=1)[:, 1:2]
+        _, score = self.postprocess(anomaly_map)
+        score_raw = anomaly_map.amax(dim=(1, 2, 3))
+        return DetectorOutput(reconstruction, logits, anomaly_map, score, score_raw)
+
+    def postprocess(self, anomaly_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean-filter an anomaly map and take its maximum per image, as :meth:`forward` does.
+
+        Args:
+            anomaly_map: (B, 1, H, W) floating anomaly map (any H, W >= 1).
+
+        Returns:
+            ``(smoothed_map, score)``: (B, 1, H, W) mean over the ``smoothing_kernel`` window
+            (stride 1, padding ``k // 2``; see ``smoothing_include_pad`` for the border), and (B,)
+            its maximum per image.
+
+        Example:
+            >>> model = AnomalyDetector(base_width=8, smoothing_kernel=3)
+            >>> amap = torch.zeros(1, 1, 4, 4)
+            >>> amap[0, 0, 0, 0] = 1.0
+            >>> smoothed, score = model.postprocess(amap)
+            >>> round(float(score), 4)  # the corner window holds 4 pixels, one of them 1
+            0.25
+        """
+        if not isinstance(anomaly_map, torch.Tensor) or not anomaly_map.is_floating_point():
+            raise TypeError("anomaly_map must be a floating torch.Tensor of shape (B, 1, H, W)")
+        if anomaly_map.ndim != 4 or anomaly_map.shape[1] != 1:
+            raise ValueError(f"anomaly_map must have shape (B, 1, H, W), got {tuple(anomaly_map.shape)}")
+        k = self.smoothing_kernel
+        if k == 1:
+            smoothed = anomaly_map
+        else:
+            smoothed = F.avg_pool2d(
+                anomaly_map, k, stride=1, padding=k // 2, count_include_pad=self.smoothing_include_pad
+            )
+        return smoothed, smoothed.amax(dim=(1, 2, 3))
+
+
+def _check_smoothing_kernel(k: object) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
+        raise ValueError(f"smoothing_kernel must be an odd positive int (1 = no smoothing), got {k!r}")
+
+
+@register_model
+def fgad(**kwargs: Any) -> AnomalyDetector:
+    """The paper's detector: ECA autoencoder (width 128) + U-Net segmenter (width 64)."""
+    return named(AnomalyDetector(**{"attention": "eca", **kwargs}), "fgad")  # type: ignore[return-value]
+
+
+@register_model
+def draem(**kwargs: Any) -> AnomalyDetector:
+    """DRAEM, the ablation baseline: plain autoencoder (width 128) + U-Net segmenter (width 64)."""
+    return named(AnomalyDetector(**{"attention": None, **kwargs}), "draem")  # type: ignore[return-value]
+
+
+@register_model
+def fgad_small(**kwargs: Any) -> AnomalyDetector:
+    """``fgad`` at CPU size: autoencoder width 32, segmenter width 16 (same structure)."""
+    kwargs = {"attention": "eca", "base_width": 32, **kwargs}
+    return named(AnomalyDetector(**kwargs), "fgad_small")  # type: ignore[return-value]
+
+
+@register_model
+def draem_small(**kwargs: Any) -> AnomalyDetector:
+    """``draem`` at CPU size: autoencoder width 32, segmenter width 16 (same structure)."""
+    kwargs = {"attention": None, "base_width": 32, **kwargs}
+    return named(AnomalyDetector(**kwargs), "draem_small")  # type: ignore[return-value]
