@@ -19,6 +19,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -41,7 +42,8 @@ def _load_folder(folder: Path, limit: int) -> list[np.ndarray]:
     for path in files:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is not None:
-            out.append(cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), (SIZE, SIZE), interpolation=cv2.INTER_AREA))
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            out.append(cv2.resize(rgb, (SIZE, SIZE), interpolation=cv2.INTER_AREA))
     return out
 
 
@@ -49,7 +51,8 @@ def load_inputs(batch: int, rng: np.random.Generator) -> tuple[list[np.ndarray],
     """``batch`` uint8 RGB images (the demo photos) and textures (the shared texture folder)."""
     images = _load_folder(DEMO, 64) or [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)]
     textures = _load_folder(TEXTURES, 64) or [rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)]
-    return [images[i % len(images)] for i in range(batch)], [textures[i % len(textures)] for i in range(batch)]
+    pick = range(batch)
+    return [images[i % len(images)] for i in pick], [textures[i % len(textures)] for i in pick]
 
 
 # --------------------------------------------------------------------------- DRAEM-style reference
@@ -91,7 +94,7 @@ _PIL_OPS: list[Callable[[Image.Image, np.random.Generator], Image.Image]] = [
 def draem_style(images: list[np.ndarray], textures: list[np.ndarray], rng: np.random.Generator) -> list:
     """Per-sample numpy / cv2 / PIL synthesis, the way DRAEM's data loader does it."""
     out = []
-    for img, tex in zip(images, textures):
+    for img, tex in zip(images, textures, strict=True):
         h, w = img.shape[:2]
         if rng.random() < 0.3:
             rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-90, 90), 1.0)
@@ -103,8 +106,7 @@ def draem_style(images: list[np.ndarray], textures: list[np.ndarray], rng: np.ra
         cells = (2 ** int(rng.integers(0, 6)), 2 ** int(rng.integers(0, 6)))
         noise = perlin_numpy((h, w), cells, rng).astype(np.float32)
         rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-90, 90), 1.0)
-        noise = cv2.warpAffine(noise, rot, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-        perlin = noise > 0.5
+        perlin = cv2.warpAffine(noise, rot, (w, h), flags=cv2.INTER_LINEAR, borderValue=0) > 0.5
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         t, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
         above = gray > t
@@ -134,7 +136,9 @@ def measure(fn: Callable[[], object], batch: int, seconds: float, sync: Callable
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu", help="device of the fgad synthesizer (cpu, cuda, ...)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (and OpenCV's)")
@@ -148,10 +152,13 @@ def main(argv: list[str] | None = None) -> None:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     rng = np.random.default_rng(0)
 
+    anomalib_generator: Callable[[torch.Tensor], object] | None = None
     try:
         from anomalib.data.utils.generators.perlin import PerlinAnomalyGenerator
+
+        anomalib_generator = PerlinAnomalyGenerator(probability=1.0, blend_factor=(0.1, 1.0))
     except ImportError:
-        PerlinAnomalyGenerator = None  # noqa: N806
+        pass
 
     print(f"device={device} threads={args.threads} size={SIZE}x{SIZE} RGB, every sample anomalous")
     header = f"{'batch':>5} {'fgad img/s':>11} {'DRAEM-style':>12} {'x':>6} {'anomalib':>9} {'x':>6}"
@@ -163,14 +170,14 @@ def main(argv: list[str] | None = None) -> None:
         synth = AnomalySynthesizer(foreground="otsu", anomaly_prob=1.0).to(device)
         gen = torch.Generator(device=device).manual_seed(0)
         with torch.no_grad():
-            fgad_rate = measure(lambda: synth(images, textures, generator=gen), batch, args.seconds, sync)
+            fgad_rate = measure(partial(synth, images, textures, generator=gen), batch, args.seconds, sync)
         draem_rate = anomalib_rate = float("nan")
         if not args.no_references:
-            draem_rate = measure(lambda: draem_style(images_u8, textures_u8, rng), batch, args.seconds, lambda: None)
-            if PerlinAnomalyGenerator is not None:
-                generator = PerlinAnomalyGenerator(probability=1.0, blend_factor=(0.1, 1.0))
+            draem = partial(draem_style, images_u8, textures_u8, rng)
+            draem_rate = measure(draem, batch, args.seconds, lambda: None)
+            if anomalib_generator is not None:
                 with torch.no_grad():
-                    anomalib_rate = measure(lambda: generator(images), batch, args.seconds, sync)
+                    anomalib_rate = measure(partial(anomalib_generator, images), batch, args.seconds, sync)
         print(f"{batch:>5} {fgad_rate:>11.1f} {draem_rate:>12.1f} {fgad_rate / draem_rate:>6.1f} "
               f"{anomalib_rate:>9.1f} {fgad_rate / anomalib_rate:>6.1f}", flush=True)
 

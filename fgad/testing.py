@@ -159,7 +159,8 @@ def uint8_images(
         if kind == "constant":
             return torch.full((h, w), draw(st.integers(0, 255)), dtype=torch.uint8)
         if kind == "levels":
-            values = torch.tensor(draw(st.lists(st.integers(0, 255), min_size=1, max_size=4)), dtype=torch.uint8)
+            values = draw(st.lists(st.integers(0, 255), min_size=1, max_size=4))
+            values = torch.tensor(values, dtype=torch.uint8)
             return values[torch.randint(0, len(values), (h, w), generator=gen)]
         mean, std = draw(st.floats(0, 255)), draw(st.floats(0.5, 80))
         return (torch.randn(h, w, generator=gen) * std + mean).round().clamp(0, 255).to(torch.uint8)
@@ -186,7 +187,9 @@ def assert_mask_inside(mask: torch.Tensor, region: torch.Tensor) -> None:
 
 def assert_untouched_outside_mask(output: torch.Tensor, reference: torch.Tensor, mask: torch.Tensor) -> None:
     """``output`` equals ``reference`` bitwise wherever ``mask`` is 0 (mask broadcast over channels)."""
-    assert output.shape == reference.shape, f"shapes differ: {tuple(output.shape)} vs {tuple(reference.shape)}"
+    assert output.shape == reference.shape, (
+        f"shapes differ: {tuple(output.shape)} vs {tuple(reference.shape)}"
+    )
     assert output.dtype == reference.dtype, f"dtypes differ: {output.dtype} vs {reference.dtype}"
     outside = (mask == 0).expand_as(output)
     changed = (output != reference) & outside
@@ -197,11 +200,15 @@ def assert_label_consistent(mask: torch.Tensor, label: torch.Tensor) -> None:
     """``label`` (B,) is 1 exactly where the mask (B, 1, H, W) is non-empty, 0 elsewhere."""
     assert label.shape == (mask.shape[0],), f"label must be ({mask.shape[0]},), got {tuple(label.shape)}"
     expected = (mask != 0).reshape(mask.shape[0], -1).any(dim=1)
-    assert torch.equal(label != 0, expected), f"labels {label.tolist()} vs non-empty masks {expected.tolist()}"
+    assert torch.equal(label != 0, expected), (
+        f"labels {label.tolist()} vs non-empty masks {expected.tolist()}"
+    )
     assert bool(((label == 0) | (label == 1)).all()), f"labels must be 0 or 1, got {label.tolist()}"
 
 
-def assert_range_and_dtype(output: torch.Tensor, reference: torch.Tensor, lo: float = 0.0, hi: float = 1.0) -> None:
+def assert_range_and_dtype(
+    output: torch.Tensor, reference: torch.Tensor, lo: float = 0.0, hi: float = 1.0
+) -> None:
     """``output`` has the shape, dtype and device of ``reference`` and values in [lo, hi]."""
     assert output.shape == reference.shape, f"shape {tuple(output.shape)} != {tuple(reference.shape)}"
     assert output.dtype == reference.dtype, f"dtype {output.dtype} != {reference.dtype}"
@@ -277,5 +284,6 @@ def assert_batch_equals_samples(
                 continue
             expected = whole[name][i : i + 1]
             assert torch.equal(value, expected), (
-                f"sample {i}: {name} differs from the batched result in {int((value != expected).sum())} values"
+                f"sample {i}: {name} differs from the batched result in "
+                f"{int((value != expected).sum())} values"
             )

@@ -69,7 +69,8 @@ def test_otsu_batched_equals_opencv_on_natural_images() -> None:
         grays.append(cv2.resize(img.astype(np.uint8), (128, 128), interpolation=cv2.INTER_AREA))
     for name in ["astronaut", "chelsea", "coffee", "rocket"]:
         rgb = np.asarray(getattr(skdata, name)())
-        grays.append(cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (128, 128), interpolation=cv2.INTER_AREA))
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        grays.append(cv2.resize(gray, (128, 128), interpolation=cv2.INTER_AREA))
     batch = torch.from_numpy(np.stack(grays))[:, None]
     got = otsu_threshold(batch.float() / 255).tolist()
     assert got == [_cv2(g) for g in grays]  # OpenCV as shipped (IPP) agrees away from exact ties
@@ -84,7 +85,8 @@ def test_otsu_device_loop_matches_cpu_path() -> None:
     levels[0] = 7
     levels[1] = torch.where(levels[1] > 128, 200, 3).to(torch.uint8)
     hist = _histograms(levels)
-    assert torch.equal(_otsu_from_histograms(hist, host_loop=True), _otsu_from_histograms(hist, host_loop=False))
+    on_host = _otsu_from_histograms(hist, host_loop=True)
+    assert torch.equal(on_host, _otsu_from_histograms(hist, host_loop=False))
 
 
 def test_gray_levels_match_opencv_within_one_level() -> None:
@@ -121,7 +123,7 @@ def test_fixed_polarity_and_fallbacks() -> None:
     tiny = torch.zeros(1, 1, 40, 40)
     tiny[..., 5, 5] = 1.0
     fm = ForegroundMask("bright", min_fraction=0.01)
-    assert bool(fm(tiny).all()) and bool(fm.last_fallback.all())
+    assert bool(fm(tiny).all()) and fm.last_fallback is not None and bool(fm.last_fallback.all())
     assert float(ForegroundMask("bright", min_fraction=0.0)(tiny).sum()) == 1
 
 

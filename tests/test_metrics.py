@@ -337,6 +337,33 @@ def test_evaluator_equals_functional(device: torch.device) -> None:
     assert ev.num_images == 0
 
 
+def test_evaluator_curves_equal_functional() -> None:
+    masks = torch.from_numpy(blob_masks(3, 6, 16, 16, normal=2)).unsqueeze(1)
+    maps = torch.round(torch.rand(masks.shape, generator=torch.Generator().manual_seed(3)) * 30) / 30
+    scores, labels = maps.amax(dim=(1, 2, 3)) + 0.1 * masks.amax(dim=(1, 2, 3)), masks.amax(dim=(1, 2, 3))
+    ev = Evaluator()
+    ev.update(scores[:3], labels[:3], maps[:3], masks[:3])
+    ev.update(scores[3:], labels[3:], maps[3:], masks[3:])
+    curves = ev.curves(max_points=None)
+    expected = {
+        "image_roc": roc_curve(scores, labels),
+        "image_pr": precision_recall_curve(scores, labels, drop_intermediate=True),
+        "pixel_roc": roc_curve(maps, masks),
+        "pixel_pr": precision_recall_curve(maps, masks, drop_intermediate=True),
+        "pro": pro_curve(maps, masks, fpr_limit=0.3),
+    }
+    assert set(curves) == set(expected)
+    for key, ref in expected.items():
+        for a, b in zip(curves[key], ref, strict=True):
+            np.testing.assert_array_equal(a, b)
+    thin = ev.curves(max_points=5)["pixel_pr"]
+    full = curves["pixel_pr"]
+    assert len(thin[2]) <= 5 < len(full[2])
+    assert len(thin[0]) == len(thin[2]) + 1
+    for a, b in zip(thin, full, strict=True):
+        assert a[0] == b[0] and a[-1] == b[-1]
+
+
 def test_evaluator_without_maps_and_errors() -> None:
     ev = Evaluator()
     with pytest.raises(ValueError, match="before any update"):

@@ -15,6 +15,10 @@ from fgad.augment.perlin import _evaluate
 from fgad.testing import assert_batch_equals_samples, assert_mask_binary, assert_replay_exact
 
 
+def _fade(t: float) -> float:
+    return t * t * t * (t * (t * 6 - 15) + 10)
+
+
 def _reference(params: PerlinParams, size: tuple[int, int]) -> np.ndarray:
     """Perlin noise pixel by pixel, straight from the definition (float64, one sample at a time)."""
     height, width = size
@@ -30,17 +34,14 @@ def _reference(params: PerlinParams, size: tuple[int, int]) -> np.ndarray:
                 v = (math.sin(theta) * px + math.cos(theta) * py + height / 2) * cy / height
                 i0, j0 = math.floor(u), math.floor(v)
                 fu, fv = u - i0, v - j0
-
-                def dot(di: int, dj: int, fu: float = fu, fv: float = fv, i0: int = i0, j0: int = j0) -> float:
-                    g = grads[(j0 + dj) % cy, (i0 + di) % cx]
-                    return g[0] * (fu - di) + g[1] * (fv - dj)
-
-                def fade(t: float) -> float:
-                    return t * t * t * (t * (t * 6 - 15) + 10)
-
-                top = dot(0, 0) + fade(fu) * (dot(1, 0) - dot(0, 0))
-                bottom = dot(0, 1) + fade(fu) * (dot(1, 1) - dot(0, 1))
-                out[b, y, x] = math.sqrt(2) * (top + fade(fv) * (bottom - top))
+                dots = {}
+                for di in (0, 1):
+                    for dj in (0, 1):
+                        g = grads[(j0 + dj) % cy, (i0 + di) % cx]
+                        dots[di, dj] = g[0] * (fu - di) + g[1] * (fv - dj)
+                top = dots[0, 0] + _fade(fu) * (dots[1, 0] - dots[0, 0])
+                bottom = dots[0, 1] + _fade(fu) * (dots[1, 1] - dots[0, 1])
+                out[b, y, x] = math.sqrt(2) * (top + _fade(fv) * (bottom - top))
     return out
 
 

@@ -18,8 +18,8 @@ from fgad.engine import load_checkpoint
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 
-# 24 training images (4 held back), batch 8 -> 3 steps per epoch; 90 steps -> 30 epochs.
-STEPS = 90
+# 24 training images (4 held back), batch 8 -> 3 steps per epoch; 30 steps -> 10 epochs.
+STEPS = 30
 
 
 def train_argv(output: Path, *extra: str) -> list[str]:
@@ -39,7 +39,7 @@ def train_argv(output: Path, *extra: str) -> list[str]:
         "--max-steps", str(STEPS),
         "--val-fraction", "0.15",
         "--val-copies", "1",
-        "--val-every", "4",
+        "--val-every", "3",
         "--num-workers", "1",
         "--device", "cpu",
         "--output", os.fspath(output),

@@ -141,6 +141,21 @@ def test_functional_per_sample_strengths_equal_pil() -> None:
             np.testing.assert_array_equal(to_uint8(outs[op][i : i + 1]), np.asarray(ref), err_msg=op)
 
 
+def test_sharpen_integer_path_equals_float_path() -> None:
+    g = torch.Generator().manual_seed(8)
+    levels = torch.randint(0, 256, (6, 3, 33, 40), generator=g, dtype=torch.int16)
+    levels[0] = 0
+    levels[1] = 255
+    factor = torch.randint(0, 129, (6,), generator=g).float() / 64
+    factor[:2] = torch.tensor([2.0, 2.0])
+    fast = TF.sharpen_levels_(levels.clone(), factor, integer=True)
+    slow = TF.sharpen_levels_(levels.clone(), factor, integer=False)
+    assert torch.equal(fast, slow)
+    assert torch.equal(fast[..., 0, :], levels[..., 0, :]) and torch.equal(fast[..., -1], levels[..., -1])
+    with pytest.raises(TypeError, match="int16"):
+        TF.sharpen_levels_(levels.float(), factor)
+
+
 def test_brightness_offset_adds_levels() -> None:
     x = grid_images(2, 3, 8, 9, seed=3)
     out = TF.adjust_brightness(x, torch.tensor([1.1, 0.9]), torch.tensor([-30.0, 12.5]))
@@ -301,6 +316,10 @@ def test_strengths_are_sampled_in_their_ranges() -> None:
         assert float(value.min()) >= lo and float(value.max()) <= hi
         assert float(value.max() - value.min()) > 0.9 * (hi - lo)
     assert set(p.posterize.tolist()) == {2, 3}
+    steps = p.sharpness * 64
+    assert torch.equal(steps, steps.round())  # drawn on the 1/64 grid
+    off_grid = TextureAugment(sharpness=(0.501, 0.505)).sample_params(50, generator=torch.Generator())
+    assert float(off_grid.sharpness.min()) >= 0.501 and float(off_grid.sharpness.max()) <= 0.505
 
 
 def test_params_select_cat_to() -> None:
@@ -367,6 +386,7 @@ def test_bad_images(images: object, error: type[Exception], match: str) -> None:
         ({"posterize": (0, 9)}, ValueError, "posterize"),
         ({"posterize": (1.5, 8)}, TypeError, "posterize"),
         ({"autocontrast": (0, 60)}, ValueError, "autocontrast"),
+        ({"autocontrast": (0, 50)}, ValueError, "autocontrast"),
         ({"brightness": (0.8, float("nan"))}, ValueError, "brightness"),
         ({"brightness_offset": (-300, 0)}, ValueError, "brightness_offset"),
     ],

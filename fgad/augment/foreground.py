@@ -56,8 +56,10 @@ def _histograms(levels: torch.Tensor) -> torch.Tensor:
     batch = levels.shape[0]
     flat = levels.reshape(batch, -1)
     if flat.device.type == "cpu":
-        offsets = torch.arange(0, 256 * batch, 256, dtype=torch.int32).view(batch, 1)
-        return torch.bincount((flat.to(torch.int32) + offsets).view(-1), minlength=256 * batch).view(batch, 256)
+        index_dtype = torch.int16 if 256 * batch <= torch.iinfo(torch.int16).max else torch.int32
+        offsets = torch.arange(0, 256 * batch, 256, dtype=index_dtype).view(batch, 1)
+        counts = torch.bincount(torch.add(flat, offsets).view(-1), minlength=256 * batch)
+        return counts.view(batch, 256)
     # bincount sizes its output from the max on the host; scatter_add_ needs no synchronisation.
     hist = torch.zeros(batch, 256, dtype=torch.int64, device=flat.device)
     return hist.scatter_add_(1, flat.long(), torch.ones_like(flat, dtype=torch.int64))

@@ -17,12 +17,18 @@ Convention:
     :func:`apply_levels_lut` expose that machinery so that several table ops can be composed on the
     (B, C, 256) tables without touching the image in between (see :class:`fgad.augment.TextureAugment`).
     The ops are not differentiable (quantisation has no useful gradient); the output never requires
-    grad.
+    grad. With value checks switched off (``fgad._checks.set_validation(False)``) inputs must still
+    lie in [0, 1]: other values map to wrong levels or raise an index error.
+
+    Cost: a table op reads the image once to quantise it (into a per-thread int32 scratch buffer
+    that is kept between calls on the CPU, because page-faulting a fresh 50 MB buffer costs more
+    than the op), counts the histogram where needed, and writes the output once.
 
     How the definitions compare with PIL 10+ (``ImageOps`` / ``ImageEnhance`` on ``uint8``), pinned in
     ``tests/test_texture.py``:
 
-    - :func:`adjust_sharpness`, :func:`equalize`, :func:`solarize`, :func:`posterize`,
+    - :func:`adjust_sharpness` (3x3 SMOOTH kernel rounded to levels, border pixels kept, blend),
+      :func:`equalize`, :func:`solarize`, :func:`posterize`,
       :func:`autocontrast` (cutoff included, no ``ignore`` / ``preserve_tone``) and
       :func:`adjust_brightness` with ``offset=0`` give exactly PIL's levels, including PIL's truncation
       (not rounding) in ``Image.blend`` for sharpness and brightness and its double-precision
@@ -59,7 +65,7 @@ __all__ = [
     "levels_index",
     "posterize",
     "posterize_lut",
-    "sharpen_levels",
+    "sharpen_levels_",
     "solarize",
     "solarize_lut",
 ]
@@ -95,10 +101,6 @@ def _float64_ok(device: torch.device) -> bool:
     return device.type != "mps"
 
 
-def _identity_lut(planes_shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
-    return torch.arange(_LEVELS, device=device).expand(*planes_shape, _LEVELS)
-
-
 # Per-thread scratch for the int32 level index of the CPU path. A batch of 64 RGB 256x256 images
 # needs 50 MB; a fresh allocation that large is mmap-ed by the C allocator and page-faulted on
 # every call, which costs more than the op itself, so the buffer is kept between calls.
@@ -117,31 +119,33 @@ def _scratch(name: str, shape: torch.Size, dtype: torch.dtype, device: torch.dev
     return buffer[:numel].view(shape)
 
 
-def _quantise(images: torch.Tensor, scratch: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plane-offset int32 level index and a fresh tensor like ``images`` for the output.
+# Adding 1.5 * 2**23 to a float32 in [0, 2**22) rounds it to an integer (half to even) and leaves
+# that integer in the low mantissa bits: the float's bits are then _MAGIC_BITS + integer.
+_MAGIC = 12582912.0
+_MAGIC_BITS = 0x4B400000
+
+
+def _quantise(images: torch.Tensor, scratch: bool = False) -> torch.Tensor:
+    """Plane-offset int32 level index ``round(x * 255) + 256 * (b * C + c)`` of contiguous images.
 
     With ``scratch`` the index lives in a per-thread buffer that the next call reuses: the caller
     must be done with it before returning.
     """
     b, c = images.shape[:2]
     shape = images.shape
-    if images.dtype == torch.float32:
-        out = torch.mul(images, 255.0)
-        scaled = out
-    else:
-        out = torch.empty(shape, dtype=images.dtype, device=images.device)
-        scaled = _scratch("scaled", shape, torch.float32, images.device) if scratch else torch.empty(
-            shape, dtype=torch.float32, device=images.device)
-        torch.mul(images, 255.0, out=scaled)
-    scaled.round_()
     if scratch:
-        index = _scratch("index", shape, torch.int32, images.device)
+        scaled = _scratch("index", shape, torch.float32, images.device)
     else:
-        index = torch.empty(shape, dtype=torch.int32, device=images.device)
-    index.copy_(scaled)
+        scaled = torch.empty(shape, dtype=torch.float32, device=images.device)
+    if images.dtype == torch.float32:
+        torch.mul(images, 255.0, out=scaled)
+    else:
+        scaled.copy_(images).mul_(255.0)  # multiply in float32, not in the half type
+    scaled.add_(_MAGIC)
+    index = scaled.view(torch.int32)
     offsets = torch.arange(0, b * c * _LEVELS, _LEVELS, dtype=torch.int32, device=images.device)
-    index.add_(offsets.view(b, c, 1, 1))
-    return index, out
+    index.add_(offsets.sub_(_MAGIC_BITS).view(b, c, 1, 1))
+    return index
 
 
 def levels_index(images: torch.Tensor) -> torch.Tensor:
@@ -161,7 +165,7 @@ def levels_index(images: torch.Tensor) -> torch.Tensor:
         >>> levels_index(torch.tensor([[[[0.0, 1.0]], [[0.5, 0.2]]]])).tolist()
         [[[[0, 255]], [[384, 307]]]]
     """
-    return _quantise(images)[0]
+    return _quantise(images.contiguous())
 
 
 def levels_histogram(index: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
@@ -278,19 +282,27 @@ def autocontrast_lut(hist: torch.Tensor, cutoff: torch.Tensor) -> torch.Tensor:
     return torch.where(hi > lo, lut, levels)
 
 
-def sharpen_levels(levels: torch.Tensor, factor: torch.Tensor,
-                   out: torch.Tensor | None = None) -> torch.Tensor:
-    """PIL's ``ImageEnhance.Sharpness`` on level images (integer-valued, 0..255) with factors (B,).
+def _exact_in_int16(factor: torch.Tensor) -> bool:
+    """Whether every factor is k / 64 with 0 <= k <= 128 (checked on the host: CPU only)."""
+    if factor.device.type != "cpu" or factor.numel() == 0:
+        return False
+    k = factor.float() * 64
+    return bool(((k == k.round()) & (k >= 0) & (k <= 128)).all())
+
+
+def sharpen_levels_(levels: torch.Tensor, factor: torch.Tensor, *,
+                    integer: bool | None = None) -> torch.Tensor:
+    """PIL's ``ImageEnhance.Sharpness`` in place on int16 level images (B, C, H, W) with factors (B,).
 
     The smoothed image is the 3x3 kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 rounded to levels
-    (PIL's ``ImageFilter.SMOOTH``); interior pixels become ``floor(s + factor * (level - s))`` in
-    float32, clamped to 0..255 (PIL's ``Image.blend`` truncates); the one-pixel border is kept, as in
-    PIL. Factor 1 is the identity, 0 the smoothed image, 2 a sharpened one.
+    (PIL's ``ImageFilter.SMOOTH``); interior pixels become ``floor(s + factor * (level - s))`` with
+    PIL's float32 arithmetic, clamped to 0..255 (PIL's ``Image.blend`` truncates); the one-pixel
+    border is kept, as in PIL. Factor 1 is the identity, 0 the smoothed image, 2 a sharpened one.
 
-    Args:
-        levels: (B, C, H, W) levels, any real dtype (int16 is the fastest).
-        factor: (B,) sharpness factors.
-        out: optional (B, C, H, W) tensor to write the result into (default: a copy of ``levels``).
+    Factors on the grid k / 64 (0 <= k <= 128, which :class:`~fgad.augment.TextureAugment` draws)
+    make that float arithmetic exact, and on the CPU the blend then runs in 16-bit integers
+    (``s + ((64 * factor * (level - s)) >> 6)``), with the same result. ``integer`` forces that
+    path (True; factors must then be on the grid) or the float32 one (False); None chooses.
 
     Shape:
         (B, C, H, W), (B,) -> (B, C, H, W)
@@ -298,37 +310,45 @@ def sharpen_levels(levels: torch.Tensor, factor: torch.Tensor,
     Example:
         >>> levels = torch.zeros(1, 1, 3, 3, dtype=torch.int16)
         >>> levels[0, 0, 1, 1] = 130
-        >>> sharpen_levels(levels, torch.tensor([2.0]))[0, 0, 1].tolist()
+        >>> sharpen_levels_(levels, torch.tensor([2.0]))[0, 0, 1].tolist()
         [0, 210, 0]
     """
+    if levels.dtype != torch.int16:
+        raise TypeError(f"levels must be an int16 tensor, got {levels.dtype}")
     b, c, h, w = levels.shape
-    if out is None:
-        out = levels.clone(memory_format=torch.contiguous_format)
-    else:
-        out.copy_(levels)
-    if h < 3 or w < 3:
-        return out
-    lv = levels if levels.dtype == torch.int16 else levels.to(torch.int16)
+    if h < 3 or w < 3 or b == 0:
+        return levels
     # A separable box sum in int16 (at most 13 * 255) is exact and much faster than a depthwise conv.
-    rows = lv[..., :-2] + lv[..., 1:-1]
-    rows += lv[..., 2:]
+    rows = levels[..., :-2] + levels[..., 1:-1]
+    rows += levels[..., 2:]
     total = rows[..., :-2, :] + rows[..., 1:-1, :]
     total += rows[..., 2:, :]
-    centre = lv[..., 1:-1, 1:-1]
+    del rows
+    centre = levels[..., 1:-1, 1:-1]
     total.add_(centre, alpha=4)
     # (S + 6.5) / 13 is at least 0.5 / 13 away from an integer, so the float rounding cannot move
-    # the floor: this is round(S / 13) with PIL's half-up rule (S / 13 never ends in .5 anyway).
-    smooth = total.float().add_(6.5).mul_(1.0 / 13.0).floor_()
-    del total, rows
-    value = centre.float()
-    value.sub_(smooth).mul_(factor.to(torch.float32).view(b, 1, 1, 1)).add_(smooth)
-    value.floor_().clamp_(0.0, 255.0)
-    out[..., 1:-1, 1:-1].copy_(value)
-    return out
+    # the floor: this is round(S / 13) (S / 13 never ends in .5).
+    smooth = total.to(torch.float32).add_(6.5).mul_(1.0 / 13.0).floor_()
+    del total
+    if integer is None:
+        integer = _exact_in_int16(factor)
+    if integer:
+        smooth16 = smooth.to(torch.int16)
+        del smooth
+        value = centre - smooth16
+        steps = (factor.float() * 64).to(torch.int16).view(b, 1, 1, 1)
+        value.mul_(steps).bitwise_right_shift_(6).add_(smooth16).clamp_(0, 255)
+    else:
+        blend = centre.to(torch.float32)
+        blend.sub_(smooth).mul_(factor.to(torch.float32).view(b, 1, 1, 1)).add_(smooth)
+        value = blend.floor_().clamp_(0.0, 255.0)
+    centre.copy_(value)
+    return levels
 
 
 def _lut_op(images: torch.Tensor, make_lut) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    index, out = _quantise(images.contiguous(), scratch=True)
+    index = _quantise(images.contiguous(), scratch=True)
+    out = torch.empty(images.shape, dtype=images.dtype, device=images.device)
     return apply_levels_lut(index, make_lut(index), images.dtype, out=out)
 
 
@@ -451,6 +471,5 @@ def adjust_sharpness(images: torch.Tensor, factor: Strength) -> torch.Tensor:
     """
     check_image(images)
     f = _per_sample(factor, images.shape[0], "factor", images.device, torch.float32)
-    levels = images.float().mul(255.0).round_()
-    sharpen_levels(levels.to(torch.int16), f, out=levels)
-    return levels.div_(255.0).to(images.dtype)
+    levels = sharpen_levels_(images.float().mul(255.0).round_().to(torch.int16), f)
+    return levels.to(torch.float32).div_(255.0).to(images.dtype)

@@ -38,12 +38,10 @@ class PerlinParams(ParamsMixin):
 
 
 def _check_size(size: int | tuple[int, int] | torch.Size) -> tuple[int, int]:
-    if isinstance(size, int):
-        size = (size, size)
-    size = tuple(int(s) for s in size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"size must be a positive int or a pair (H, W) of positive ints, got {size}")
-    return size  # type: ignore[return-value]
+    pair = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"size must be a positive int or a pair (H, W) of positive ints, got {pair}")
+    return pair[0], pair[1]
 
 
 def _sample_gradients(
@@ -100,8 +98,9 @@ def _evaluate(params: PerlinParams, grid: tuple[int, int], size: tuple[int, int]
     ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * (height / h) - height / 2
     xs, ys = xs.view(1, 1, w), ys.view(1, h, 1)
     # Rotate about the image centre, then map pixels to lattice units.
-    u = (cos * sx).view(batch, 1, 1) * xs - (sin * sx).view(batch, 1, 1) * ys + (sx * width / 2).view(-1, 1, 1)
-    v = (sin * sy).view(batch, 1, 1) * xs + (cos * sy).view(batch, 1, 1) * ys + (sy * height / 2).view(-1, 1, 1)
+    per = (batch, 1, 1)
+    u = (cos * sx).view(per) * xs - (sin * sx).view(per) * ys + (sx * width / 2).view(per)
+    v = (sin * sy).view(per) * xs + (cos * sy).view(per) * ys + (sy * height / 2).view(per)
     iu, iv = torch.floor(u), torch.floor(v)
     fu, fv = u - iu, v - iv
     col = iu.long().remainder(scales[:, 1].view(batch, 1, 1))
@@ -243,7 +242,9 @@ class PerlinMask(nn.Module):
             raise ValueError(f"threshold must be in [-1, 1), got {threshold}")
         lo, hi = (int(v) for v in scale_exponents)
         if not 0 <= lo <= hi <= 10:
-            raise ValueError(f"scale_exponents must be (lo, hi) with 0 <= lo <= hi <= 10, got {scale_exponents}")
+            raise ValueError(
+                f"scale_exponents must be (lo, hi) with 0 <= lo <= hi <= 10, got {scale_exponents}"
+            )
         r_lo, r_hi = (float(v) for v in rotation)
         if not r_lo <= r_hi:
             raise ValueError(f"rotation must be (lo, hi) degrees with lo <= hi, got {rotation}")

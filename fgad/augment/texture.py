@@ -23,7 +23,7 @@ from fgad.augment.functional import (
     equalize_lut,
     levels_histogram,
     posterize_lut,
-    sharpen_levels,
+    sharpen_levels_,
     solarize_lut,
 )
 
@@ -32,6 +32,8 @@ __all__ = ["TextureAugment", "TextureParams"]
 _OPS = ("sharpness", "equalize", "solarize", "posterize", "autocontrast", "brightness")
 _SHARPNESS, _EQUALIZE, _SOLARIZE, _POSTERIZE, _AUTOCONTRAST, _BRIGHTNESS = range(6)
 _LEVELS = 256
+# Sharpness factors are drawn on the grid k / 64: exact in float32 and blendable in int16.
+_SHARPNESS_STEPS = 64
 
 
 @dataclass(eq=False)
@@ -149,7 +151,9 @@ class TextureAugment(nn.Module):
     Args:
         num_ops: ops per sample, 0..len(ops). 0 returns a copy of the input.
         sharpness: (lo, hi) sharpness factor, >= 0. Default (0, 2): imgaug's
-            ``pillike.EnhanceSharpness`` default, as used by DRAEM.
+            ``pillike.EnhanceSharpness`` default, as used by DRAEM. Drawn uniformly among the
+            multiples of 1/64 in the range (129 values for (0, 2)), which keeps the blend exact in
+            16-bit integers; continuously when the range holds none of them or exceeds 2.
         solarize: (lo, hi) threshold in levels, 0..256. Default (32, 128) as DRAEM's
             ``iaa.Solarize(0.5, threshold=(32, 128))``.
         posterize: (lo, hi) bits kept, integers 0..8, both ends included. Default (1, 8), imgaug's
@@ -179,12 +183,13 @@ class TextureAugment(nn.Module):
         does not require grad.
 
         Differences from DRAEM's imgaug pipeline: solarize always applies (DRAEM's ``Solarize(0.5,
-        ...)`` leaves half of the images unchanged); posterize masks low bits like PIL (imgaug's
-        ``Posterize`` quantises to bin centres); brightness scales and shifts every RGB channel by
-        the same factor and offset, whereas ``MultiplyAndAddToBrightness`` converts to a random
+        ...)`` leaves half of the images unchanged); brightness scales and shifts every RGB channel
+        by the same factor and offset, whereas ``MultiplyAndAddToBrightness`` converts to a random
         luminance colour space (YCrCb, HSV, ...), changes only the luminance and converts back, so
-        there chroma is kept. The threshold is sampled uniformly in [lo, hi] (a fraction acts as
-        its ceiling), bits uniformly among the integers lo..hi.
+        there chroma is kept; sharpness factors lie on a 1/64 grid. Posterize zeroes the low bits
+        like PIL and imgaug's ``Posterize``. The threshold is sampled uniformly in [lo, hi] (a
+        fraction acts as its ceiling), bits uniformly among the integers lo..hi, cutoffs uniformly
+        in [lo, hi] percent.
 
         Cost: the five table ops are composed on (B, C, 256) tables (the histogram after a table is
         the histogram pushed through it), so the image is read once for levels and histogram and
@@ -234,7 +239,10 @@ class TextureAugment(nn.Module):
         self.sharpness = _check_range("sharpness", sharpness, 0.0, math.inf)
         self.solarize = _check_range("solarize", solarize, 0.0, 256.0)
         self.posterize = _check_range("posterize", posterize, 0, 8, integer=True)
-        self.autocontrast = _check_range("autocontrast", autocontrast, 0.0, 49.999)
+        self.autocontrast = _check_range("autocontrast", autocontrast, 0.0, 50.0)
+        if self.autocontrast[1] >= 50.0:
+            raise ValueError(
+                f"autocontrast must be (lo, hi) percent with 0 <= lo <= hi < 50, got {autocontrast!r}")
         self.brightness = _check_range("brightness", brightness, 0.0, math.inf)
         self.brightness_offset = _check_range("brightness_offset", brightness_offset, -255.0, 255.0)
         self._pool = tuple(_OPS.index(name) for name in pool)
@@ -279,7 +287,7 @@ class TextureAugment(nn.Module):
         ops = torch.tensor(self._pool, dtype=torch.long, device=where)[order]
         params = TextureParams(
             ops=ops,
-            sharpness=uniform(self.sharpness),
+            sharpness=self._sample_sharpness(b, generator, where),
             solarize=uniform(self.solarize),
             posterize=torch.randint(self.posterize[0], self.posterize[1] + 1, (b,),
                                     generator=generator, device=where),
@@ -288,6 +296,16 @@ class TextureAugment(nn.Module):
             brightness_offset=uniform(self.brightness_offset),
         )
         return params if device is None else params.to(device)
+
+    def _sample_sharpness(self, b: int, generator: torch.Generator | None,
+                          where: torch.device) -> torch.Tensor:
+        lo, hi = self.sharpness
+        first, last = math.ceil(lo * _SHARPNESS_STEPS), math.floor(hi * _SHARPNESS_STEPS)
+        if first > last or last > 2 * _SHARPNESS_STEPS:
+            # no grid point in the range, or factors beyond 2: continuous (float32 blend)
+            return torch.rand(b, generator=generator, device=where).mul_(hi - lo).add_(lo)
+        steps = torch.randint(first, last + 1, (b,), generator=generator, device=where)
+        return steps.to(torch.float32).div_(_SHARPNESS_STEPS)
 
     def forward(
         self,
@@ -391,32 +409,37 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
     if compact is None:
         compact = device.type == "cpu"
     images = images.contiguous()
-    index, out = _quantise(images, scratch=True)
+    index = _quantise(images, scratch=True)
     hist = levels_histogram(index)
     positions = torch.arange(k, device=device)
     sharp_at = torch.where(ops == _SHARPNESS, positions, k).amin(1)
     has_sharp = sharp_at < k
     table_a = _compose(ops, params, hist, positions < sharp_at.unsqueeze(1), c, compact)
+    out = torch.empty(images.shape, dtype=images.dtype, device=device)
     apply_levels_lut(index, table_a, images.dtype, out=out)
 
     if compact:
         rows = has_sharp.nonzero().squeeze(1)
         if rows.numel() == 0:
             return out
+        # Advanced indexing: CPU index_select along dim 0 of a large tensor is far slower.
+        sub_index = index[rows]
     else:
         rows = torch.arange(b, device=device)
-    factor = torch.where(has_sharp, params.sharpness.float(), 1.0).index_select(0, rows)
-    # index_select on a 4-D tensor is far slower than on its 2-D (B, C*H*W) view.
-    sub_index = index.view(b, -1).index_select(0, rows).view(-1, c, h, w) if compact else index
+        sub_index = index
     del index
+    factor = torch.where(has_sharp, params.sharpness.float(), 1.0)[rows]
     levels = torch.index_select(table_a.to(torch.int16).reshape(-1), 0, sub_index.view(-1))
-    sharpen_levels(levels.view(sub_index.shape), factor, out=sub_index)
+    levels = sharpen_levels_(levels.view(sub_index.shape), factor)
+    sub_index.copy_(levels)
     del levels
     plane = (rows.to(torch.int32) * c).view(-1, 1) + torch.arange(c, dtype=torch.int32, device=device)
     sub_index.add_(plane.mul_(_LEVELS).view(-1, c, 1, 1))
     hist_b = levels_histogram(sub_index, b)
     table_b = _compose(ops, params, hist_b, positions > sharp_at.unsqueeze(1), c, compact)
     sharpened = apply_levels_lut(sub_index, table_b, images.dtype)
-    out.view(b, -1).index_copy_(0, rows, sharpened.view(-1, c * h * w))
+    if compact:
+        out[rows] = sharpened
+    else:
+        out = sharpened
     return out
-

@@ -276,6 +276,45 @@ def auroc_from(r: Ranking, metric: str) -> float:
     return twice_area / (2.0 * p * n)
 
 
+def roc_from(r: Ranking, drop_intermediate: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sklearn's ``roc_curve``: (fpr, tpr, thresholds) from (0, 0) at ``inf``, collinear points dropped."""
+    fps, tps, thresholds = r.fps, r.tps, r.thresholds
+    if drop_intermediate and len(fps) > 2:
+        keep = np.concatenate(([True], (np.diff(fps, 2) != 0) | (np.diff(tps, 2) != 0), [True]))
+        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
+    fps = np.concatenate(([0], fps)).astype(np.float64)
+    tps = np.concatenate(([0], tps)).astype(np.float64)
+    thresholds = np.concatenate(([np.inf], thresholds))
+    if fps[-1] > 0:
+        fpr = fps / fps[-1]
+    else:
+        fpr = np.full(fps.shape, warn_undefined("false-positive rate", "no negative sample"))
+    if tps[-1] > 0:
+        tpr = tps / tps[-1]
+    else:
+        tpr = np.full(tps.shape, warn_undefined("true-positive rate", "no positive sample"))
+    return fpr, tpr, thresholds
+
+
+def pr_from(r: Ranking, drop_intermediate: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sklearn's ``precision_recall_curve``: increasing thresholds, then the point (1, 0)."""
+    fps, tps, thresholds = r.fps, r.tps, r.thresholds
+    if drop_intermediate and len(fps) > 2:
+        keep = np.concatenate(([True], (np.diff(tps[:-1]) != 0) | (np.diff(tps[1:]) != 0), [True]))
+        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
+    precision = tps / (tps + fps)
+    if tps[-1] == 0:
+        warn_undefined("recall", "no positive sample; recall is set to 1 for all thresholds as in sklearn")
+        recall = np.ones(len(tps))
+    else:
+        recall = tps / tps[-1]
+    return (
+        np.concatenate((precision[::-1], [1.0])),
+        np.concatenate((recall[::-1], [0.0])),
+        thresholds[::-1].copy(),
+    )
+
+
 def average_precision_from(r: Ranking, metric: str) -> float:
     """sum_k (R_k - R_{k-1}) P_k over decreasing thresholds: sklearn's average_precision_score."""
     p = r.n_pos
@@ -323,8 +362,12 @@ def pro_curve_from(
     nz = region_sizes > 0
     nz[0] = False
     weights[nz] = 1.0 / (n_regions * region_sizes[nz].astype(np.float64))
-    cumulative = np.cumsum(weights[r.groups[:stop]])
-    pro = np.minimum(cumulative[r.ends[:k] - 1], 1.0)
+    # Only anomalous pixels carry weight: accumulate over them (in score order) and read the sum after the
+    # first TP_k of them, TP_k being the anomalous pixels scored >= the k-th threshold.
+    head = r.groups[:stop]
+    cumulative = np.zeros(r.tps[k - 1] + 1, dtype=np.float64)
+    np.cumsum(weights[head[head != 0]], out=cumulative[1:])
+    pro = np.minimum(cumulative[r.tps[:k]], 1.0)
     fpr = r.fps[:k] / r.n_neg
     return fpr, pro, r.threshold_at(r.ends[:k] - 1)
 

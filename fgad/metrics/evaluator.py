@@ -16,8 +16,11 @@ from ._ranking import (
     check_scores,
     f1_max_from,
     pack_keys_torch,
+    pr_from,
+    pro_curve_from,
     ranking_from_scores,
     ranking_from_sorted_keys,
+    roc_from,
     to_numpy,
 )
 from .regions import regions_and_sizes
@@ -180,3 +183,44 @@ class Evaluator:
             out["aupro"] = aupro_from(pixels, sizes, self.fpr_limit)
             self.f1_thresholds["pixel"] = pixel_t
         return out
+
+    def curves(self, max_points: int | None = 2000) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Curves for plots: ``image_roc``, ``image_pr`` and, with maps, ``pixel_roc``, ``pixel_pr``, ``pro``.
+
+        ROC curves are ``(fpr, tpr, thresholds)`` and PR curves ``(precision, recall, thresholds)`` as
+        :func:`~fgad.metrics.roc_curve` / :func:`~fgad.metrics.precision_recall_curve` return them (with
+        ``drop_intermediate=True``); ``pro`` is ``(fpr, pro, thresholds)`` up to ``fpr_limit``, as
+        :func:`~fgad.metrics.pro_curve` returns it. With ``max_points``, each curve is thinned to about that
+        many points, evenly by index, keeping both ends (for plotting; the metrics use every point). The
+        pixel curves sort the pixel scores again.
+
+        Raises:
+            ValueError: before any update, or when a curve is undefined (one class only).
+        """
+        if not self._scores:
+            raise ValueError("Evaluator.curves() called before any update()")
+        image = ranking_from_scores(np.concatenate(self._scores), np.concatenate(self._labels))
+        out = {"image_roc": roc_from(image), "image_pr": pr_from(image, drop_intermediate=True)}
+        if self._with_maps:
+            pixels = self._pixel_ranking()
+            out["pixel_roc"] = roc_from(pixels)
+            out["pixel_pr"] = pr_from(pixels, drop_intermediate=True)
+            pro = pro_curve_from(pixels, np.concatenate(self._region_sizes), self.fpr_limit, "PRO curve")
+            if pro is None:
+                raise ValueError("the PRO curve needs masks with at least one anomalous and one normal pixel")
+            out["pro"] = pro
+        if max_points is not None:
+            out = {k: _thin(v, max_points) for k, v in out.items()}
+        return out
+
+
+def _thin(
+    curve: tuple[np.ndarray, np.ndarray, np.ndarray], max_points: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every k-th point and both ends; a PR curve's extra last point (1, 0) is kept too."""
+    n = min(len(a) for a in curve)
+    if n <= max_points:
+        return curve
+    idx = np.unique(np.linspace(0, n - 1, max(2, max_points)).round().astype(np.int64))
+    a, b, c = (v[idx] if len(v) == n else np.append(v[idx], v[-1]) for v in curve)
+    return a, b, c

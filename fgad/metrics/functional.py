@@ -45,10 +45,11 @@ from ._ranking import (
     check_same_shape,
     check_scores,
     f1_max_from,
+    pr_from,
     pro_curve_from,
     ranking_from_scores,
+    roc_from,
     to_numpy,
-    warn_undefined,
 )
 from .regions import regions_and_sizes
 
@@ -91,6 +92,11 @@ def auroc(scores: object, labels: object) -> float:
     Returns:
         The AUROC, equal to ``sklearn.metrics.roc_auc_score(labels, scores)``; ``nan`` with an
         :class:`UndefinedMetricWarning` when only one class is present.
+
+    Convention:
+        Exact (no binning): every distinct score is a threshold, ``score >= t`` is anomalous, and a tie
+        between a positive and a negative counts one half (the ROC's diagonal step), as in scikit-learn.
+        Computed from integer counts after one sort of packed (score, label) keys.
 
     Example:
         >>> auroc([0.1, 0.4, 0.4, 0.8], [0, 0, 1, 1])  # the tie counts one half
@@ -187,23 +193,7 @@ def roc_curve(
         >>> fpr.tolist(), tpr.tolist(), thr.tolist()
         ([0.0, 0.0, 0.5, 0.5, 1.0], [0.0, 0.5, 0.5, 1.0, 1.0], [inf, 0.8, 0.4, 0.35, 0.1])
     """
-    r = _rank(scores, labels, ("scores", "labels"))
-    fps, tps, thresholds = r.fps, r.tps, r.thresholds
-    if drop_intermediate and len(fps) > 2:
-        keep = np.concatenate(([True], (np.diff(fps, 2) != 0) | (np.diff(tps, 2) != 0), [True]))
-        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
-    fps = np.concatenate(([0], fps)).astype(np.float64)
-    tps = np.concatenate(([0], tps)).astype(np.float64)
-    thresholds = np.concatenate(([np.inf], thresholds))
-    if fps[-1] > 0:
-        fpr = fps / fps[-1]
-    else:
-        fpr = np.full(fps.shape, warn_undefined("false-positive rate", "no negative sample"))
-    if tps[-1] > 0:
-        tpr = tps / tps[-1]
-    else:
-        tpr = np.full(tps.shape, warn_undefined("true-positive rate", "no positive sample"))
-    return fpr, tpr, thresholds
+    return roc_from(_rank(scores, labels, ("scores", "labels")), drop_intermediate)
 
 
 def precision_recall_curve(
@@ -220,22 +210,7 @@ def precision_recall_curve(
         >>> [round(v, 4) for v in p.tolist()], r.tolist(), t.tolist()
         ([0.5, 0.6667, 0.5, 1.0, 1.0], [1.0, 1.0, 0.5, 0.5, 0.0], [0.1, 0.35, 0.4, 0.8])
     """
-    r = _rank(scores, labels, ("scores", "labels"))
-    fps, tps, thresholds = r.fps, r.tps, r.thresholds
-    if drop_intermediate and len(fps) > 2:
-        keep = np.concatenate(([True], (np.diff(tps[:-1]) != 0) | (np.diff(tps[1:]) != 0), [True]))
-        fps, tps, thresholds = fps[keep], tps[keep], thresholds[keep]
-    precision = tps / (tps + fps)
-    if tps[-1] == 0:
-        warn_undefined("recall", "no positive sample; recall is set to 1 for all thresholds as in sklearn")
-        recall = np.ones(len(tps))
-    else:
-        recall = tps / tps[-1]
-    return (
-        np.concatenate((precision[::-1], [1.0])),
-        np.concatenate((recall[::-1], [0.0])),
-        thresholds[::-1].copy(),
-    )
+    return pr_from(_rank(scores, labels, ("scores", "labels")), drop_intermediate)
 
 
 def pro_curve(
@@ -273,6 +248,15 @@ def aupro(maps: object, masks: object, fpr_limit: float = 0.3) -> float:
     Returns:
         The AUPRO in [0, 1]; ``nan`` with an :class:`UndefinedMetricWarning` when there is no anomalous
         region or no normal pixel.
+
+    Convention:
+        MVTec AD's definition (Bergmann et al., IJCV 2021): regions are the 8-connected components of each
+        mask (:func:`~fgad.metrics.label_regions`); PRO(t) is the mean over all regions of all images of the
+        fraction of the region with ``score >= t``; FPR(t) is over the normal pixels of all images. The
+        curve, one point per distinct score plus (0, 0), is integrated with the trapezoid rule up to
+        ``fpr_limit`` (interpolated linearly there) and divided by ``fpr_limit``. Exact: each anomalous
+        pixel carries the weight 1 / (n_regions * |its region|), so PRO(t) is a cumulative sum over the
+        pixels sorted once by score.
 
     Example:
         >>> import numpy as np
