@@ -405,7 +405,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     try:
         from fgad.models._registry import MODELS
 
-        docs = {name: MODELS.get(name).doc for name in list_models(args.pattern)}
+        docs = {name: MODELS.get(name).doc.replace("``", "") for name in list_models(args.pattern)}
     except ImportError:
         docs = dict.fromkeys(list_models(args.pattern), "")
     width = max((len(n) for n in docs), default=0)

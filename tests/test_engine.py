@@ -350,3 +350,12 @@ def test_predict_writes_scores_maps_and_overlays(tiny_run: Path, tmp_path: Path)
     assert all(p.anomalous for p in explicit)
     with pytest.raises(FileNotFoundError, match="no such image"):
         predict(tiny_run, tmp_path / "missing.png", progress=False)
+
+
+def test_tensorboard_events_when_installed(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    log = EpochLogger(tmp_path, ["loss"])
+    assert log.writer is not None
+    log.log(1, 3, {"loss": 0.5, "val_score": 1.0})
+    log.close()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

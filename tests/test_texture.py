@@ -156,6 +156,13 @@ def test_sharpen_integer_path_equals_float_path() -> None:
         TF.sharpen_levels_(levels.float(), factor)
 
 
+def test_histogram_without_host_sync_equals_bincount() -> None:
+    index = TF.levels_index(torch.rand(3, 3, 17, 9, generator=torch.Generator().manual_seed(0)))
+    flat = index.reshape(-1)
+    assert torch.equal(TF._scatter_histogram(flat, 3 * 3 * 256), torch.bincount(flat, minlength=3 * 3 * 256))
+    assert torch.equal(TF.levels_histogram(index).sum(-1), torch.full((3, 3), 17 * 9))
+
+
 def test_brightness_offset_adds_levels() -> None:
     x = grid_images(2, 3, 8, 9, seed=3)
     out = TF.adjust_brightness(x, torch.tensor([1.1, 0.9]), torch.tensor([-30.0, 12.5]))
@@ -271,6 +278,37 @@ def test_devices_agree(device: torch.device) -> None:
     out = aug(x.to(device), params=aug.last_params)
     assert out.device.type == device.type
     assert torch.equal(out.cpu(), ref)
+
+
+def test_inference_mode_and_grad_modes_mix() -> None:
+    aug = TextureAugment()
+    x = torch.rand(3, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    vars(TF._SCRATCH).clear()  # the scratch buffer is then first made under inference_mode
+    with torch.inference_mode():
+        first = aug(x, generator=torch.Generator().manual_seed(1))
+        TF.equalize(x)
+    again = aug(x, params=aug.last_params)
+    assert torch.equal(first, again)
+    x.requires_grad_(True)
+    assert not aug(x).requires_grad
+
+
+@pytest.mark.parametrize("num_ops", [0, 3, 6])
+def test_out_buffer_and_in_place(num_ops: int) -> None:
+    x = grid_images(7, 3, 15, 16, seed=9)
+    aug = TextureAugment(num_ops=num_ops)
+    ref = aug(x, generator=torch.Generator().manual_seed(3))
+    buffer = torch.empty_like(x)
+    assert aug(x, params=aug.last_params, out=buffer) is buffer
+    assert torch.equal(buffer, ref)
+    for compact in (True, False):
+        y = x.clone()
+        _apply(y, aug.last_params, compact=compact, out=y)
+        assert torch.equal(y, ref)
+    with pytest.raises(ValueError, match="out must have"):
+        aug(x, out=torch.empty(7, 3, 15, 15))
+    with pytest.raises(ValueError, match="contiguous"):
+        aug(x, out=torch.empty(7, 3, 16, 15).transpose(2, 3))
 
 
 def test_generator_leaves_global_rng_alone() -> None:

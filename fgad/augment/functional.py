@@ -105,7 +105,7 @@ def _float64_ok(device: torch.device) -> bool:
 # needs 50 MB; a fresh allocation that large is mmap-ed by the C allocator and page-faulted on
 # every call, which costs more than the op itself, so the buffer is kept between calls.
 _SCRATCH = threading.local()
-_SCRATCH_MAX_ELEMENTS = 1 << 26
+_SCRATCH_MAX_ELEMENTS = 1 << 25
 
 
 def _scratch(name: str, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -114,7 +114,9 @@ def _scratch(name: str, shape: torch.Size, dtype: torch.dtype, device: torch.dev
         return torch.empty(shape, dtype=dtype, device=device)
     buffer = getattr(_SCRATCH, name, None)
     if buffer is None or buffer.numel() < numel or buffer.dtype != dtype:
-        buffer = torch.empty(numel, dtype=dtype)
+        # A normal tensor, even when first made under inference_mode, so later calls may write it.
+        with torch.inference_mode(False):
+            buffer = torch.empty(numel, dtype=dtype)
         setattr(_SCRATCH, name, buffer)
     return buffer[:numel].view(shape)
 
@@ -185,8 +187,18 @@ def levels_histogram(index: torch.Tensor, batch_size: int | None = None) -> torc
     """
     b, c = index.shape[:2]
     b = b if batch_size is None else batch_size
-    counts = torch.bincount(index.reshape(-1), minlength=b * c * _LEVELS)
+    flat = index.reshape(-1)
+    if index.device.type == "cpu":
+        counts = torch.bincount(flat, minlength=b * c * _LEVELS)
+    else:
+        counts = _scatter_histogram(flat, b * c * _LEVELS)
     return counts.view(b, c, _LEVELS)
+
+
+def _scatter_histogram(flat: torch.Tensor, bins: int) -> torch.Tensor:
+    """Counts of ``flat`` in ``bins`` bins without a host sync (CUDA's bincount reads the max)."""
+    ones = torch.ones(1, dtype=torch.int64, device=flat.device).expand(flat.numel())
+    return torch.zeros(bins, dtype=torch.int64, device=flat.device).index_add_(0, flat, ones)
 
 
 def apply_levels_lut(index: torch.Tensor, lut: torch.Tensor, dtype: torch.dtype,

@@ -195,7 +195,10 @@ class TextureAugment(nn.Module):
         the histogram pushed through it), so the image is read once for levels and histogram and
         written once; only sharpness (a 3x3 filter) breaks the chain, and on the CPU it is computed
         only for the samples that use it. On other devices it runs on the whole batch with factor 1
-        (the identity) where unused, so that nothing synchronises with the host.
+        (the identity) where unused, so that nothing synchronises with the host (apart from the
+        range check of the input, which ``fgad._checks.set_validation(False)`` switches off). The
+        CPU path keeps a per-thread int32 scratch buffer of the batch's size between calls, and
+        ``out=`` lets a caller reuse the output buffer too.
 
     Example:
         >>> aug = TextureAugment(num_ops=3)
@@ -238,7 +241,8 @@ class TextureAugment(nn.Module):
         self.ops = pool
         self.sharpness = _check_range("sharpness", sharpness, 0.0, math.inf)
         self.solarize = _check_range("solarize", solarize, 0.0, 256.0)
-        self.posterize = _check_range("posterize", posterize, 0, 8, integer=True)
+        bits = _check_range("posterize", posterize, 0, 8, integer=True)
+        self.posterize = (int(bits[0]), int(bits[1]))
         self.autocontrast = _check_range("autocontrast", autocontrast, 0.0, 50.0)
         if self.autocontrast[1] >= 50.0:
             raise ValueError(
@@ -313,17 +317,39 @@ class TextureAugment(nn.Module):
         *,
         generator: torch.Generator | None = None,
         params: TextureParams | None = None,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Apply ``params`` (or freshly sampled ones) to ``images``; keeps them in ``last_params``."""
+        """Apply ``params`` (or freshly sampled ones) to ``images``; keeps them in ``last_params``.
+
+        Args:
+            images: (B, C, H, W) float in [0, 1].
+            generator: source of the random values when ``params`` is None.
+            params: values of an earlier call (``last_params``) to replay, or sliced from them.
+            out: optional contiguous tensor of the images' shape, dtype and device to write the
+                result into (it may be ``images`` itself). Reusing a buffer saves allocating, and on
+                the CPU page-faulting, a fresh output each call.
+        """
         check_image(images, "images")
         b = images.shape[0]
+        if out is not None:
+            _check_out(out, images)
         if params is None:
             params = self.sample_params(b, device=images.device, generator=generator)
         else:
             params = _check_params(params, b).to(images.device)
         self.last_params = params
         with torch.no_grad():
-            return _apply(images, params)
+            return _apply(images, params, out=out)
+
+
+def _check_out(out: object, images: torch.Tensor) -> None:
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
+    if out.shape != images.shape or out.dtype != images.dtype or out.device != images.device:
+        raise ValueError(f"out must have the images' shape {tuple(images.shape)}, dtype {images.dtype} and "
+                         f"device {images.device}, got {tuple(out.shape)}, {out.dtype}, {out.device}")
+    if not out.is_contiguous():
+        raise ValueError("out must be contiguous")
 
 
 def _check_params(params: object, batch_size: int) -> TextureParams:
@@ -394,17 +420,21 @@ def _compose(ops: torch.Tensor, params: TextureParams, hist: torch.Tensor, activ
     return table
 
 
-def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = None) -> torch.Tensor:
+def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = None,
+           out: torch.Tensor | None = None) -> torch.Tensor:
     """Apply validated params to images on the same device (see :class:`TextureAugment`).
 
     ``compact`` (default: on the CPU only) sharpens only the rows that use sharpness, which needs
     their number on the host; otherwise every row is sharpened, with factor 1 where unused.
+    ``images`` is read only before ``out`` is first written, so ``out`` may be ``images``.
     """
     b, c, h, w = images.shape
     ops = params.ops
     k = ops.shape[1]
     if k == 0:
-        return images.clone(memory_format=torch.contiguous_format)
+        if out is None:
+            return images.clone(memory_format=torch.contiguous_format)
+        return out.copy_(images)
     device = images.device
     if compact is None:
         compact = device.type == "cpu"
@@ -415,10 +445,10 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
     sharp_at = torch.where(ops == _SHARPNESS, positions, k).amin(1)
     has_sharp = sharp_at < k
     table_a = _compose(ops, params, hist, positions < sharp_at.unsqueeze(1), c, compact)
-    out = torch.empty(images.shape, dtype=images.dtype, device=device)
-    apply_levels_lut(index, table_a, images.dtype, out=out)
-
+    if out is None:
+        out = torch.empty(images.shape, dtype=images.dtype, device=device)
     if compact:
+        apply_levels_lut(index, table_a, images.dtype, out=out)
         rows = has_sharp.nonzero().squeeze(1)
         if rows.numel() == 0:
             return out
@@ -437,9 +467,7 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
     sub_index.add_(plane.mul_(_LEVELS).view(-1, c, 1, 1))
     hist_b = levels_histogram(sub_index, b)
     table_b = _compose(ops, params, hist_b, positions > sharp_at.unsqueeze(1), c, compact)
-    sharpened = apply_levels_lut(sub_index, table_b, images.dtype)
-    if compact:
-        out[rows] = sharpened
-    else:
-        out = sharpened
+    if not compact:
+        return apply_levels_lut(sub_index, table_b, images.dtype, out=out)
+    out[rows] = apply_levels_lut(sub_index, table_b, images.dtype)
     return out

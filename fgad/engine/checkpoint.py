@@ -70,7 +70,7 @@ def capture_rng_state() -> dict[str, Any]:
         A dict that :func:`torch.save` stores and ``torch.load(weights_only=True)`` reads back.
     """
     # The legacy global numpy RNG is what third-party code (and user hooks) draw from.
-    np_state = np.random.get_state()  # noqa: NPY002
+    np_state: tuple[Any, ...] = tuple(np.random.get_state(legacy=True))  # noqa: NPY002
     py_version, py_internal, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),

@@ -280,7 +280,8 @@ def save_curves(
             fpr, tpr, _ = roc_curve(sc, lb)
             ax.plot(_np(fpr), _np(tpr), label=name)
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{prefix}ROC".strip("_"))
+        title = f"{prefix.rstrip('_')} ROC".strip()
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         if series:
@@ -293,7 +294,7 @@ def save_curves(
         for name, sc, lb in series:
             precision, recall, _ = precision_recall_curve(sc, lb)
             ax.plot(_np(recall), _np(precision), label=name)
-        ax.set(xlabel="recall", ylabel="precision", title=f"{prefix}precision-recall".strip("_"))
+        ax.set(xlabel="recall", ylabel="precision", title=f"{prefix.rstrip('_')} precision-recall".strip())
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
         if series:
@@ -390,7 +391,7 @@ def save_synthesis_grid(
     bank = None
     if textures is not None:
         bank = TextureFolder(os.fspath(textures), image_size=image_size).load(device=dev)
-    synth = AnomalySynthesizer(foreground=foreground, anomaly_prob=1.0)
+    synth = AnomalySynthesizer(foreground=foreground, anomaly_prob=1.0)  # type: ignore[arg-type]
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     return save_image(output, synthesis_grid(images, synthesizer=synth, textures=bank, generator=gen))

@@ -119,7 +119,10 @@ class ValidationSet:
         from fgad.data import to_float
 
         good = to_float(torch.stack([dataset[i]["image"] for i in range(len(dataset))]), device)
-        synth = module_to(AnomalySynthesizer(foreground=config.foreground, anomaly_prob=1.0), device)
+        synth = module_to(
+            AnomalySynthesizer(foreground=config.foreground, anomaly_prob=1.0),  # type: ignore[arg-type]
+            device,
+        )
         gen = torch.Generator(device=device)
         gen.manual_seed(int(config.val_seed))
         images, masks = [good], [torch.zeros_like(good[:, :1])]
@@ -348,7 +351,7 @@ def _fit(
             f"({len(train_set)} images after holding back {0 if val_set is None else len(val_set)} for "
             f"validation, {info.world_size} process(es)); use a smaller batch_size"
         )
-    sampler = DistributedSampler(
+    sampler: DistributedSampler[Any] = DistributedSampler(
         train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=config.seed
     )
     loader_gen = torch.Generator()
@@ -380,8 +383,10 @@ def _fit(
         model = model.to(memory_format=torch.channels_last)
     amp = config.amp and device.type == "cuda"
     criterion = module_to(FGADLoss(ssim_weight=config.ssim_weight, focal_gamma=config.focal_gamma), device)
-    synth = AnomalySynthesizer(foreground=config.foreground, anomaly_prob=config.anomaly_prob)
-    synth = module_to(synth, device)
+    synth = module_to(
+        AnomalySynthesizer(foreground=config.foreground, anomaly_prob=config.anomaly_prob),  # type: ignore[arg-type]
+        device,
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=config.milestone_steps(steps_per_epoch), gamma=config.lr_gamma

@@ -373,13 +373,12 @@ def pro_curve_from(
 
 
 def area_up_to(x: np.ndarray, y: np.ndarray, x_max: float) -> float:
-    """Trapezoidal area under y(x) for x in [0, x_max], interpolating linearly at x_max (x increasing)."""
-    inside = x <= x_max
-    xs, ys = x[inside], y[inside]
-    area = float(np.dot(np.diff(xs), (ys[1:] + ys[:-1]) * 0.5)) if len(xs) > 1 else 0.0
-    if xs[-1] < x_max and len(xs) < len(x):
-        x0, y0 = xs[-1], ys[-1]
-        x1, y1 = x[len(xs)], y[len(xs)]
+    """Trapezoidal area under y(x) for x in [0, x_max], interpolating linearly at x_max (x non-decreasing)."""
+    j = int(np.searchsorted(x, x_max, side="right"))  # points with x <= x_max
+    xs, ys = x[:j], y[:j]
+    area = float(np.dot(np.diff(xs), (ys[1:] + ys[:-1]) * 0.5)) if j > 1 else 0.0
+    if j < len(x) and xs[-1] < x_max:
+        x0, y0, x1, y1 = xs[-1], ys[-1], x[j], y[j]
         y_at = y0 + (y1 - y0) * (x_max - x0) / (x1 - x0)
         area += float(0.5 * (y0 + y_at) * (x_max - x0))
     return area

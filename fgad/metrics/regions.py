@@ -67,7 +67,8 @@ def regions_and_sizes(binary: np.ndarray, offset: int = 0) -> tuple[np.ndarray, 
         idx = with_regions[start : start + per_chunk]
         # An empty row under every image keeps corner-touching regions of consecutive images apart.
         stack = np.zeros((len(idx), h + 1, w), dtype=np.uint8)
-        stack[:, :h] = binary[idx]
+        for j, i in enumerate(idx):  # per image: no temporary copy of the whole chunk
+            stack[j, :h] = binary[i]
         count, stack_labels = cv2.connectedComponents(
             stack.reshape(len(idx) * (h + 1), w), connectivity=8, ltype=cv2.CV_32S
         )
