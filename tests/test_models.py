@@ -36,7 +36,7 @@ DRAEM_RECONSTRUCTIVE = 69_048_579
 DRAEM_DISCRIMINATIVE = 28_374_146
 
 
-def _input(model: torch.nn.Module, batch: int = 2, size: tuple[int, int] = (64, 96)) -> torch.Tensor:
+def _input(model: torch.nn.Module, batch: int = 2, size: tuple[int, int] = (32, 64)) -> torch.Tensor:
     return torch.rand(batch, model.in_channels, *size)
 
 
@@ -103,6 +103,8 @@ def test_kwargs_override_variant_defaults() -> None:
     )
     grey = create_model("fgad", in_channels=1, base_width=8)
     assert grey.segmenter.in_channels == 2 and grey.autoencoder.out_channels == 1
+    out = grey(torch.rand(2, 1, 32, 40))
+    assert out.reconstruction.shape == (2, 1, 32, 40) and out.anomaly_map.shape == (2, 1, 32, 40)
 
 
 @pytest.mark.parametrize("name", BUILTIN)

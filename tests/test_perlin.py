@@ -64,8 +64,9 @@ def test_noise_shape_range_any_size(b: int, h: int, w: int, seed: int) -> None:
 
 def test_noise_scales_given_and_dtype() -> None:
     scales = torch.tensor([[1, 1], [4, 2], [3, 5]])
-    noise = perlin_noise(3, (40, 30), scales=scales, generator=torch.Generator().manual_seed(0),
-                         dtype=torch.float16)
+    noise = perlin_noise(
+        3, (40, 30), scales=scales, generator=torch.Generator().manual_seed(0), dtype=torch.float16
+    )
     assert noise.dtype == torch.float16 and noise.shape == (3, 1, 40, 30)
     # More cells -> more sign changes along a row than with a single cell.
     flips = (torch.sign(noise[:, 0, 20, 1:]) != torch.sign(noise[:, 0, 20, :-1])).sum(-1)
@@ -104,8 +105,9 @@ def test_mask_replay_via_module() -> None:
     out = assert_replay_exact(op, 4)
     assert_mask_binary(out, batch_size=4)
     params = op.last_params
-    assert_batch_equals_samples(lambda x, params: mask(x.shape[0], (31, 45), params=params),
-                                [torch.zeros(4, 1, 1, 1)], params)
+    assert_batch_equals_samples(
+        lambda x, params: mask(x.shape[0], (31, 45), params=params), [torch.zeros(4, 1, 1, 1)], params
+    )
 
 
 def test_subsampled_mask_close_to_exact() -> None:

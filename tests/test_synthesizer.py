@@ -35,13 +35,20 @@ def _check_invariants(res: SynthesisResult, images: torch.Tensor) -> None:
 
 
 @settings(max_examples=12)
-@given(images=image_batches(), texture_kind=st.sampled_from(["per_sample", "bank", "none"]),
-       seed=st.integers(0, 2**16), prob=st.sampled_from([0.5, 1.0]))
+@given(
+    images=image_batches(),
+    texture_kind=st.sampled_from(["per_sample", "bank", "none"]),
+    seed=st.integers(0, 2**16),
+    prob=st.sampled_from([0.5, 1.0]),
+)
 def test_invariants_hold(images: torch.Tensor, texture_kind: str, seed: int, prob: float) -> None:
     b, c, h, w = images.shape
     gen = torch.Generator().manual_seed(seed)
-    textures = {"per_sample": torch.rand(b, c, h, w, generator=gen, dtype=torch.float32).to(images.dtype),
-                "bank": torch.rand(3, c, 13, 21, generator=gen).to(images.dtype), "none": None}[texture_kind]
+    textures = {
+        "per_sample": torch.rand(b, c, h, w, generator=gen, dtype=torch.float32).to(images.dtype),
+        "bank": torch.rand(3, c, 13, 21, generator=gen).to(images.dtype),
+        "none": None,
+    }[texture_kind]
     synth = AnomalySynthesizer(anomaly_prob=prob)
     res = synth(images, textures, generator=gen)
     _check_invariants(res, images)
@@ -96,8 +103,9 @@ def test_replay_and_batch_equals_samples(texture_kind: str, dtype: torch.dtype) 
     gen = torch.Generator().manual_seed(2)
     images = torch.rand(5, 3, 27, 33, generator=gen).to(dtype)
     bank = torch.rand(4, 3, 16, 40, generator=gen).to(dtype)
-    textures = {"per_sample": torch.rand(5, 3, 27, 33, generator=gen).to(dtype), "bank": bank,
-                "none": None}[texture_kind]
+    textures = {"per_sample": torch.rand(5, 3, 27, 33, generator=gen).to(dtype), "bank": bank, "none": None}[
+        texture_kind
+    ]
     synth = AnomalySynthesizer(image_rotation_prob=0.5)
     res = assert_replay_exact(synth, images, textures, seed=7)
     _check_invariants(res, images)
@@ -173,10 +181,13 @@ def test_bad_params_and_config() -> None:
         params.texture_index[:] = 4
         synth(images, torch.rand(2, 3, 4, 4), params=params)
     assert isinstance(res.params, SynthesisParams)
-    for kwargs, match in [({"foreground": "edges"}, "foreground"), ({"anomaly_prob": 1.5}, "anomaly_prob"),
-                          ({"texture_opacity": (0.5, 0.1)}, "texture_opacity"),
-                          ({"image_rotation_prob": -0.1}, "image_rotation_prob"),
-                          ({"perlin": object()}, "PerlinMask")]:
+    for kwargs, match in [
+        ({"foreground": "edges"}, "foreground"),
+        ({"anomaly_prob": 1.5}, "anomaly_prob"),
+        ({"texture_opacity": (0.5, 0.1)}, "texture_opacity"),
+        ({"image_rotation_prob": -0.1}, "image_rotation_prob"),
+        ({"perlin": object()}, "PerlinMask"),
+    ]:
         with pytest.raises((TypeError, ValueError), match=match):
             AnomalySynthesizer(**kwargs)  # type: ignore[arg-type]
 

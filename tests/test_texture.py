@@ -141,19 +141,23 @@ def test_functional_per_sample_strengths_equal_pil() -> None:
             np.testing.assert_array_equal(to_uint8(outs[op][i : i + 1]), np.asarray(ref), err_msg=op)
 
 
-def test_sharpen_integer_path_equals_float_path() -> None:
+def test_sharpen_integer_path_equals_float_path(monkeypatch: pytest.MonkeyPatch) -> None:
     g = torch.Generator().manual_seed(8)
     levels = torch.randint(0, 256, (6, 3, 33, 40), generator=g, dtype=torch.int16)
     levels[0] = 0
     levels[1] = 255
     factor = torch.randint(0, 129, (6,), generator=g).float() / 64
     factor[:2] = torch.tensor([2.0, 2.0])
-    fast = TF.sharpen_levels_(levels.clone(), factor, integer=True)
-    slow = TF.sharpen_levels_(levels.clone(), factor, integer=False)
+    fast = TF.sharpen_levels(levels, factor, integer=True)
+    slow = TF.sharpen_levels(levels, factor, integer=False)
     assert torch.equal(fast, slow)
     assert torch.equal(fast[..., 0, :], levels[..., 0, :]) and torch.equal(fast[..., -1], levels[..., -1])
+    # tiles of rows (the CPU path) give what one pass over the whole image gives
+    for tile_bytes in (1, 6 * 3 * 40 * 2 * 12):
+        monkeypatch.setattr(TF, "_TILE_BYTES", tile_bytes)
+        assert torch.equal(TF.sharpen_levels(levels, factor, integer=False), slow)
     with pytest.raises(TypeError, match="int16"):
-        TF.sharpen_levels_(levels.float(), factor)
+        TF.sharpen_levels(levels.float(), factor)
 
 
 def test_histogram_without_host_sync_equals_bincount() -> None:

@@ -16,7 +16,7 @@ from torch import nn
 
 from .._checks import check_image
 
-__all__ = ["ForegroundMask", "gray_levels", "otsu_threshold"]
+__all__ = ["ForegroundMask", "fill_holes", "gray_levels", "otsu_threshold"]
 
 # ITU-R BT.601 luma weights, the ones cv2.COLOR_RGB2GRAY uses.
 _LUMA = (0.299, 0.587, 0.114)
@@ -181,33 +181,182 @@ def _border_counts(fg: torch.Tensor) -> torch.Tensor:
     return count
 
 
-def _binary_cleanup(mask: torch.Tensor, kernel: int) -> torch.Tensor:
-    """Opening then closing with a ``kernel`` x ``kernel`` square (removes specks, fills pinholes)."""
-    x = mask.to(torch.float32)
-    pad = kernel // 2
+def _window_any(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
+    """OR of ``x`` over a centred window of odd ``size`` along ``dim``; pixels past the edge are ignored.
 
-    def dilate(t: torch.Tensor) -> torch.Tensor:
-        return F.max_pool2d(F.pad(t, (pad, pad, pad, pad), mode="replicate"), kernel, stride=1)
+    Windows of length 2n are ORs of two windows of length n (log2(size) passes over bool memory, far
+    cheaper on the CPU than ``max_pool2d``).
+    """
+    if size == 1:
+        return x
+    radius = size // 2
+    pad_shape = list(x.shape)
+    pad_shape[dim] = radius
+    pad = x.new_zeros(pad_shape)
+    y = torch.cat((pad, x, pad), dim=dim)
+    n = 1
+    while 2 * n <= size:
+        length = y.shape[dim]
+        y = y.narrow(dim, 0, length - n) | y.narrow(dim, n, length - n)
+        n *= 2
+    if n < size:
+        length = y.shape[dim]
+        y = y.narrow(dim, 0, length - (size - n)) | y.narrow(dim, size - n, length - (size - n))
+    return y
 
-    def erode(t: torch.Tensor) -> torch.Tensor:
-        return 1.0 - dilate(1.0 - t)
 
-    opened = dilate(erode(x))
-    return erode(dilate(opened)) > 0.5
+def _dilate(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Binary dilation of (B, H, W) bool by a ``size`` x ``size`` square (outside the image: ignored)."""
+    return _window_any(_window_any(x, size, 1), size, 2)
+
+
+def _erode(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Binary erosion by a square; pixels outside the image count as foreground (no erosion from it)."""
+    return ~_dilate(~x, size)
+
+
+def _cross_dilate(x: torch.Tensor) -> torch.Tensor:
+    """One step of 4-connected growth of (B, H, W) bool whose outermost rows and columns are set.
+
+    Works on the flattened batch: a shift by one column wraps from the last column of a row to the
+    first of the next (and a shift by one row across images), but those are frame pixels, which
+    are always set, so the wrap adds nothing.
+    """
+    width = x.shape[-1]
+    flat = x.reshape(-1)
+    out = flat.clone()
+    out[1:] |= flat[:-1]
+    out[:-1] |= flat[1:]
+    out[width:] |= flat[:-width]
+    out[:-width] |= flat[width:]
+    return out.view(x.shape)
+
+
+def _propagate(seed: torch.Tensor, passable: torch.Tensor, steps: int) -> torch.Tensor:
+    """``steps`` rounds of 4-connected geodesic growth of ``seed`` (frame included) inside ``passable``."""
+    reached = seed & passable
+    for _ in range(steps):
+        reached = _cross_dilate(reached).logical_and_(passable)
+    return reached
+
+
+def _frame(shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """(H, W) bool, true on the outermost rows and columns."""
+    frame = torch.ones(shape[-2:], dtype=torch.bool, device=device)
+    frame[1:-1, 1:-1] = False
+    return frame
+
+
+# Pyramid of the hole filling: cell sizes (coarse to fine) and the growth steps at the two finer
+# levels; the coarsest level gets as many steps as its grid is long.
+_FILL_CELLS = (16, 4, 1)
+_FILL_STEPS = 12
+
+
+def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill the holes of binary masks: background not 4-connected to the image border.
+
+    Args:
+        fg: (B, H, W) or (B, 1, H, W) bool masks.
+        steps: growth steps at each of the two finer pyramid levels (the budget of the search).
+
+    Returns:
+        ``(filled, complete)``: the masks with their holes filled (same shape, bool) and (B,) bool,
+        true where the search for the border-connected background finished within the budget.
+
+    Convention:
+        The border-connected background is grown from the image frame by geodesic 4-connected
+        reconstruction on a pyramid (cells of 16, 4 and 1 pixels; a cell is passable when all its
+        pixels are background, so everything a coarse level reaches is truly border-connected,
+        and the finer levels only extend it). With a fixed number of steps per level it cannot
+        always finish (long winding background channels); an image whose search did not finish
+        (``complete`` false) is returned unfilled, so filling never adds a pixel that is not an
+        enclosed background pixel, and never removes one. Where ``complete`` is true the result is
+        exactly ``scipy.ndimage.binary_fill_holes``. No host synchronisation, no loop over the batch.
+
+    Example:
+        >>> ring = torch.ones(1, 5, 5, dtype=torch.bool)
+        >>> ring[:, 2, 2] = False
+        >>> filled, complete = fill_holes(ring)
+        >>> bool(filled.all()), complete.tolist()
+        (True, [True])
+    """
+    squeeze = fg.ndim == 4
+    masks = fg[:, 0] if squeeze else fg
+    batch, height, width = masks.shape
+    device = masks.device
+    coarse = _FILL_CELLS[0]
+    # A one-pixel background frame around the image, then up to whole coarse cells: the frame
+    # is border-connected by construction, and every image border pixel touches it.
+    hp = -(-(height + 2) // coarse) * coarse
+    wp = -(-(width + 2) // coarse) * coarse
+    padded = torch.zeros(batch, hp, wp, dtype=torch.bool, device=device)
+    padded[:, 1:height + 1, 1:width + 1] = masks
+    reached: torch.Tensor | None = None
+    complete = torch.ones(batch, dtype=torch.bool, device=device)
+    for level, cell in enumerate(_FILL_CELLS):
+        if cell == 1:
+            occupied = padded
+        else:
+            occupied = padded.view(batch, hp // cell, cell, wp // cell, cell).any(4).any(2)
+        passable = ~occupied
+        seed = _frame(passable.shape, device).expand_as(passable)
+        if reached is not None:
+            ratio = _FILL_CELLS[level - 1] // cell
+            up = reached[:, :, None, :, None].expand(-1, -1, ratio, -1, ratio)
+            seed = seed | up.reshape(passable.shape)
+        steps_here = max(passable.shape[1:]) if level == 0 else steps
+        if cell == 1:
+            before = _propagate(seed, passable, steps_here - 1)
+            reached = _cross_dilate(before) & passable
+            complete = ~(reached ^ before).flatten(1).any(1)
+        else:
+            reached = _propagate(seed, passable, steps_here)
+    assert reached is not None
+    holes = ~reached[:, 1:height + 1, 1:width + 1] & complete.view(batch, 1, 1)
+    filled = masks | holes
+    return (filled.unsqueeze(1) if squeeze else filled), complete
+
+
+def _cleanup_sizes(cleanup: object) -> tuple[int, int]:
+    pair = (cleanup, cleanup) if isinstance(cleanup, int) else cleanup
+    ok = isinstance(pair, tuple) and len(pair) == 2 and all(
+        isinstance(k, int) and not isinstance(k, bool) and k >= 0 and (k == 0 or k % 2 == 1) for k in pair
+    )
+    if not ok:
+        raise ValueError(
+            "cleanup must be 0 (off), an odd kernel size, or a (close, open) pair of odd sizes / 0, "
+            f"got {cleanup!r}"
+        )
+    return pair  # type: ignore[return-value]
 
 
 class ForegroundMask(nn.Module):
-    """The Otsu foreground of each image as a binary mask.
+    """The Otsu foreground of each image as a binary object mask.
+
+    Steps, per image: Otsu's threshold of the grey levels (:func:`otsu_threshold`); the side that
+    is the object (``polarity``); a binary closing (bridges gaps in the object's outline); hole
+    filling (background not connected to the image border becomes foreground); a binary opening
+    (removes specks); the whole-image fallback.
 
     Args:
         polarity: which Otsu class is the object: ``"bright"`` (level > t), ``"dark"``
             (level <= t) or ``"auto"``: per image, the class with fewer pixels on the image border
             (the object rarely fills the frame edge; ties go to bright).
-        min_fraction: an image whose foreground covers less than this fraction of its pixels, or a
-            constant image (no threshold separates anything), falls back to the whole image, so
-            anomalies can still be placed (DRAEM behaviour for that image).
-        cleanup: odd kernel size of a binary opening followed by a closing that removes specks and
-            fills pinholes; 0 (default) skips it.
+        min_fraction: an image whose final mask covers less than this fraction of its pixels (or
+            nothing), or a constant image (no threshold separates anything), falls back to the
+            whole image, so anomalies can still be placed (DRAEM behaviour for that image).
+        cleanup: ``(close, open)`` odd square kernel sizes in pixels, 0 to skip one; an int k means
+            ``(k, k)``, 0 no clean-up at all. The closing runs before hole filling, the opening
+            after it. Default ``(15, 5)``, chosen on 256 x 256 photos (MVTec-like): grey-level Otsu
+            often finds only an object's rim and shadow, a ring whose lit side has gaps of a few
+            pixels; closing by 15 bridges gaps up to 14 pixels so that the filled object is whole,
+            and opening by 5 removes specks up to 4 pixels wide (on the hazelnut demo photos the raw
+            Otsu mask has 15-100 components). Scale them with the image size.
+        fill_holes: fill the holes of the (closed) mask: background regions not 4-connected to the
+            image border become foreground (:func:`fill_holes`; the hole filling only adds
+            enclosed background pixels and never removes foreground). An image on which the
+            bounded search does not finish stays unfilled (``last_filled`` false).
 
     Shape:
         Input (B, C, H, W) floating in [0, 1], C in {1, 3}; output (B, 1, H, W) in {0, 1} with the
@@ -216,29 +365,45 @@ class ForegroundMask(nn.Module):
     Convention:
         Grey levels are ``floor(255 * luma + 0.5)`` with ITU-R BT.601 weights (see
         :func:`gray_levels`), thresholded with :func:`otsu_threshold` (OpenCV's Otsu). Deterministic:
-        no random values. ``last_threshold`` and ``last_bright`` hold the (B,) thresholds and chosen
-        polarities of the last call, ``last_fallback`` which images fell back to the whole image.
+        no random values; batched, no host synchronisation. Diagnostics of the last call, each (B,):
+        ``last_threshold`` (Otsu levels), ``last_bright`` (chosen polarity), ``last_filled``
+        (hole filling completed; true when ``fill_holes`` is off), ``last_fallback`` (the
+        returned mask is the whole image).
+        With ``cleanup=0`` and ``fill_holes=False`` the mask is exactly Otsu's class (or the
+        fallback); with ``cleanup=0`` and ``fill_holes=True`` it is
+        ``scipy.ndimage.binary_fill_holes`` of that class where ``last_filled``.
 
     Example:
-        >>> img = torch.zeros(1, 1, 8, 8)
-        >>> img[..., 2:6, 2:6] = 0.8
-        >>> ForegroundMask()(img)[0, 0].sum().item()
-        16.0
+        >>> img = torch.zeros(1, 1, 32, 32)
+        >>> img[..., 8:24, 8:24] = 0.8
+        >>> img[..., 14:18, 14:18] = 0.0  # a dark spot inside the object
+        >>> ForegroundMask()(img)[0, 0].sum().item()  # filled: the whole 16 x 16 square
+        256.0
+        >>> ForegroundMask(cleanup=0, fill_holes=False)(img)[0, 0].sum().item()
+        240.0
     """
 
-    def __init__(self, polarity: Polarity = "auto", min_fraction: float = 0.01, cleanup: int = 0) -> None:
+    def __init__(
+        self,
+        polarity: Polarity = "auto",
+        min_fraction: float = 0.01,
+        cleanup: int | tuple[int, int] = (15, 5),
+        fill_holes: bool = True,
+    ) -> None:
         super().__init__()
         if polarity not in ("auto", "bright", "dark"):
             raise ValueError(f"polarity must be 'auto', 'bright' or 'dark', got {polarity!r}")
         if not 0.0 <= float(min_fraction) <= 1.0:
             raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction}")
-        if not isinstance(cleanup, int) or cleanup < 0 or (cleanup > 0 and cleanup % 2 == 0):
-            raise ValueError(f"cleanup must be 0 (off) or an odd positive kernel size, got {cleanup!r}")
+        if not isinstance(fill_holes, bool):
+            raise TypeError(f"fill_holes must be a bool, got {fill_holes!r}")
         self.polarity = polarity
         self.min_fraction = float(min_fraction)
-        self.cleanup = cleanup
+        self.cleanup = _cleanup_sizes(cleanup)
+        self.fill_holes = fill_holes
         self.last_threshold: torch.Tensor | None = None
         self.last_bright: torch.Tensor | None = None
+        self.last_filled: torch.Tensor | None = None
         self.last_fallback: torch.Tensor | None = None
 
     def foreground(self, images: torch.Tensor) -> torch.Tensor:
@@ -248,29 +413,34 @@ class ForegroundMask(nn.Module):
         threshold = _otsu_from_histograms(hist)
         batch = levels.shape[0]
         device = levels.device
-        n_total = hist.sum(dim=1)
-        n_above = n_total - hist.cumsum(dim=1).gather(1, threshold.view(batch, 1)).squeeze(1)
+        view = (batch, 1, 1, 1)
         if self.polarity == "auto":
             height, width = levels.shape[-2:]
             n_border = 2 * (height + width) - 4 if height > 1 and width > 1 else height * width
-            above_border = _border_counts(levels > threshold.to(torch.uint8).view(batch, 1, 1, 1))
+            above_border = _border_counts(levels > threshold.to(torch.uint8).view(view))
             bright = above_border * 2 <= n_border
         else:
             bright = torch.full((batch,), self.polarity == "bright", dtype=torch.bool, device=device)
-        fg_count = torch.where(bright, n_above, n_total - n_above)
+        # bright is level > t; dark is not (level > t): one comparison and one flip.
+        fg = levels > threshold.to(torch.uint8).view(view)
+        if device.type != "cpu" or not bool(bright.all()):
+            fg ^= ~bright.view(view)
+        close, open_ = self.cleanup
+        masks = fg[:, 0]
+        if close:
+            masks = _erode(_dilate(masks, close), close)
+        filled = torch.ones(batch, dtype=torch.bool, device=device)
+        if self.fill_holes:
+            masks, filled = fill_holes(masks)
+        if open_:
+            masks = _dilate(_erode(masks, open_), open_)
+        n_total = masks.shape[1] * masks.shape[2]
+        count = masks.reshape(batch, -1).sum(1)
         constant = (hist > 0).sum(dim=1) <= 1
-        fallback = constant | (fg_count.to(torch.float64) < self.min_fraction * n_total.to(torch.float64))
-        self.last_threshold, self.last_bright, self.last_fallback = threshold, bright, fallback
-        # One comparison and one flip cover all three cases: bright is level > t, dark is
-        # not (level > t), and the whole-image fallback is not (level > 255).
-        t = torch.where(fallback, torch.full_like(threshold, 255), threshold).to(torch.uint8)
-        flip = fallback | ~bright
-        fg = levels > t.view(batch, 1, 1, 1)
-        if device.type != "cpu" or bool(flip.any()):
-            fg ^= flip.view(batch, 1, 1, 1)
-        if self.cleanup:
-            fg = _binary_cleanup(fg, self.cleanup) | fallback.view(batch, 1, 1, 1)
-        return fg
+        fallback = constant | (count == 0) | (count.to(torch.float64) < self.min_fraction * n_total)
+        self.last_threshold, self.last_bright = threshold, bright
+        self.last_filled, self.last_fallback = filled, fallback
+        return (masks | fallback.view(batch, 1, 1)).unsqueeze(1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Foreground masks (B, 1, H, W) in {0, 1}, in the dtype of ``images``."""

@@ -65,7 +65,7 @@ __all__ = [
     "levels_index",
     "posterize",
     "posterize_lut",
-    "sharpen_levels_",
+    "sharpen_levels",
     "solarize",
     "solarize_lut",
 ]
@@ -302,9 +302,9 @@ def _exact_in_int16(factor: torch.Tensor) -> bool:
     return bool(((k == k.round()) & (k >= 0) & (k <= 128)).all())
 
 
-def sharpen_levels_(levels: torch.Tensor, factor: torch.Tensor, *,
-                    integer: bool | None = None) -> torch.Tensor:
-    """PIL's ``ImageEnhance.Sharpness`` in place on int16 level images (B, C, H, W) with factors (B,).
+def sharpen_levels(levels: torch.Tensor, factor: torch.Tensor, *,
+                   integer: bool | None = None) -> torch.Tensor:
+    """PIL's ``ImageEnhance.Sharpness`` on int16 level images (B, C, H, W) with factors (B,).
 
     The smoothed image is the 3x3 kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 rounded to levels
     (PIL's ``ImageFilter.SMOOTH``); interior pixels become ``floor(s + factor * (level - s))`` with
@@ -317,45 +317,80 @@ def sharpen_levels_(levels: torch.Tensor, factor: torch.Tensor, *,
     path (True; factors must then be on the grid) or the float32 one (False); None chooses.
 
     Shape:
-        (B, C, H, W), (B,) -> (B, C, H, W)
+        (B, C, H, W), (B,) -> (B, C, H, W) int16
 
     Example:
         >>> levels = torch.zeros(1, 1, 3, 3, dtype=torch.int16)
         >>> levels[0, 0, 1, 1] = 130
-        >>> sharpen_levels_(levels, torch.tensor([2.0]))[0, 0, 1].tolist()
+        >>> sharpen_levels(levels, torch.tensor([2.0]))[0, 0, 1].tolist()
         [0, 210, 0]
     """
     if levels.dtype != torch.int16:
         raise TypeError(f"levels must be an int16 tensor, got {levels.dtype}")
+    return _sharpen_into(levels, factor, torch.empty_like(levels, memory_format=torch.contiguous_format),
+                         integer=integer)
+
+
+# Rows of a tile of the sharpness filter: about this many bytes of int16 input per tile, so that
+# the dozen elementwise passes of the filter run in the CPU cache instead of main memory.
+_TILE_BYTES = 1 << 21
+
+
+def _sharpen_into(levels: torch.Tensor, factor: torch.Tensor, out: torch.Tensor,
+                  offset: torch.Tensor | None = None, integer: bool | None = None) -> torch.Tensor:
+    """Sharpen int16 ``levels`` into ``out`` (any real dtype), adding ``offset`` (B, C, 1, 1) if given.
+
+    ``levels`` is left unchanged; on the CPU the image is processed in tiles of rows (each tile is
+    a batched computation over every sample, the loop runs over image rows).
+    """
     b, c, h, w = levels.shape
+    if integer is None:
+        integer = _exact_in_int16(factor)
     if h < 3 or w < 3 or b == 0:
-        return levels
+        out.copy_(levels)
+        return out if offset is None else out.add_(offset)
+    out[:, :, 0].copy_(levels[:, :, 0])
+    out[:, :, -1].copy_(levels[:, :, -1])
+    out[:, :, 1:-1, 0].copy_(levels[:, :, 1:-1, 0])
+    out[:, :, 1:-1, -1].copy_(levels[:, :, 1:-1, -1])
+    if offset is not None:
+        out[:, :, 0].add_(offset.view(b, c, 1))
+        out[:, :, -1].add_(offset.view(b, c, 1))
+    if integer:
+        weight = (factor.float() * 64).to(torch.int16).view(b, 1, 1, 1)
+    else:
+        weight = factor.to(torch.float32).view(b, 1, 1, 1)
+    if levels.device.type == "cpu":
+        tile = max(8, _TILE_BYTES // max(1, b * c * w * levels.element_size()) - 2)
+    else:
+        tile = h - 2
+    for y0 in range(1, h - 1, tile):
+        y1 = min(y0 + tile, h - 1)
+        out[:, :, y0:y1, 1:-1].copy_(_sharpen_rows(levels[:, :, y0 - 1 : y1 + 1], weight, integer))
+        if offset is not None:
+            out[:, :, y0:y1].add_(offset)
+    return out
+
+
+def _sharpen_rows(src: torch.Tensor, weight: torch.Tensor, integer: bool) -> torch.Tensor:
+    """Sharpened interior (B, C, R, W - 2) of int16 rows ``src`` (B, C, R + 2, W)."""
     # A separable box sum in int16 (at most 13 * 255) is exact and much faster than a depthwise conv.
-    rows = levels[..., :-2] + levels[..., 1:-1]
-    rows += levels[..., 2:]
-    total = rows[..., :-2, :] + rows[..., 1:-1, :]
-    total += rows[..., 2:, :]
-    del rows
-    centre = levels[..., 1:-1, 1:-1]
+    rows = src[..., :-2] + src[..., 1:-1]
+    rows += src[..., 2:]
+    total = rows[:, :, :-2] + rows[:, :, 1:-1]
+    total += rows[:, :, 2:]
+    centre = src[:, :, 1:-1, 1:-1]
     total.add_(centre, alpha=4)
     # (S + 6.5) / 13 is at least 0.5 / 13 away from an integer, so the float rounding cannot move
     # the floor: this is round(S / 13) (S / 13 never ends in .5).
     smooth = total.to(torch.float32).add_(6.5).mul_(1.0 / 13.0).floor_()
-    del total
-    if integer is None:
-        integer = _exact_in_int16(factor)
     if integer:
         smooth16 = smooth.to(torch.int16)
-        del smooth
         value = centre - smooth16
-        steps = (factor.float() * 64).to(torch.int16).view(b, 1, 1, 1)
-        value.mul_(steps).bitwise_right_shift_(6).add_(smooth16).clamp_(0, 255)
-    else:
-        blend = centre.to(torch.float32)
-        blend.sub_(smooth).mul_(factor.to(torch.float32).view(b, 1, 1, 1)).add_(smooth)
-        value = blend.floor_().clamp_(0.0, 255.0)
-    centre.copy_(value)
-    return levels
+        return value.mul_(weight).bitwise_right_shift_(6).add_(smooth16).clamp_(0, 255)
+    blend = centre.to(torch.float32)
+    blend.sub_(smooth).mul_(weight).add_(smooth)
+    return blend.floor_().clamp_(0.0, 255.0)
 
 
 def _lut_op(images: torch.Tensor, make_lut) -> torch.Tensor:  # type: ignore[no-untyped-def]
@@ -483,5 +518,5 @@ def adjust_sharpness(images: torch.Tensor, factor: Strength) -> torch.Tensor:
     """
     check_image(images)
     f = _per_sample(factor, images.shape[0], "factor", images.device, torch.float32)
-    levels = sharpen_levels_(images.float().mul(255.0).round_().to(torch.int16), f)
+    levels = sharpen_levels(images.float().mul(255.0).round_().to(torch.int16), f)
     return levels.to(torch.float32).div_(255.0).to(images.dtype)

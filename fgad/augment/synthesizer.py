@@ -135,7 +135,8 @@ class AnomalySynthesizer(nn.Module):
         image_rotation: (lo, hi) range of that rotation in degrees (paper: (-90, 90)).
         perlin: a :class:`PerlinMask` (default: threshold 0.5, 2**0..2**5 cells, +-90 degrees).
         texture_augment: a :class:`TextureAugment` (default: 3 of 6 ops per sample).
-        polarity, min_fraction, cleanup: passed to :class:`ForegroundMask`.
+        polarity, min_fraction, cleanup, fill_holes: passed to :class:`ForegroundMask` (same
+            defaults: a closed, hole-filled, opened Otsu object mask).
         ensure_anomaly: when a sample's Perlin blob misses the foreground (or the noise stays below
             the threshold), lower that sample's threshold to 80% of the noise peak on the foreground,
             so every anomalous sample gets a non-empty mask. ``False`` keeps DRAEM's behaviour
@@ -187,7 +188,8 @@ class AnomalySynthesizer(nn.Module):
         texture_augment: TextureAugment | None = None,
         polarity: Polarity = "auto",
         min_fraction: float = 0.01,
-        cleanup: int = 0,
+        cleanup: int | tuple[int, int] = (15, 5),
+        fill_holes: bool = True,
         ensure_anomaly: bool = True,
     ) -> None:
         super().__init__()
@@ -205,7 +207,7 @@ class AnomalySynthesizer(nn.Module):
         self.texture_augment = texture_augment if texture_augment is not None else TextureAugment(num_ops=3)
         self.ensure_anomaly = bool(ensure_anomaly)
         self.foreground_mask = (
-            ForegroundMask(polarity=polarity, min_fraction=min_fraction, cleanup=cleanup)
+            ForegroundMask(polarity=polarity, min_fraction=min_fraction, cleanup=cleanup, fill_holes=fill_holes)
             if foreground == "otsu" else None
         )
         self.last_params: SynthesisParams | None = None

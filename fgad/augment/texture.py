@@ -17,13 +17,13 @@ from torch import nn
 from fgad._checks import check_image, is_validating
 from fgad.augment.functional import (
     _quantise,
+    _sharpen_into,
     apply_levels_lut,
     autocontrast_lut,
     brightness_lut,
     equalize_lut,
     levels_histogram,
     posterize_lut,
-    sharpen_levels_,
     solarize_lut,
 )
 
@@ -164,7 +164,9 @@ class TextureAugment(nn.Module):
             ``MultiplyAndAddToBrightness(mul=(0.8, 1.2), add=(-30, 30))``.
         brightness_offset: (lo, hi) levels added after the multiplication, -255..255. Default
             (-30, 30), DRAEM's ``add``.
-        ops: names of the ops to draw from (default: all of :attr:`OPS`).
+        ops: names of the ops to draw from (default: all of :attr:`OPS`). With one name and
+            ``num_ops=1`` this is the module form of that functional op with a random strength,
+            e.g. ``TextureAugment(1, ops=("solarize",), solarize=(64, 192))``.
 
     Shape:
         (B, C, H, W) -> (B, C, H, W), C in {1, 3}, float32 / float16 / bfloat16, any device.
@@ -460,11 +462,10 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
     del index
     factor = torch.where(has_sharp, params.sharpness.float(), 1.0)[rows]
     levels = torch.index_select(table_a.to(torch.int16).reshape(-1), 0, sub_index.view(-1))
-    levels = sharpen_levels_(levels.view(sub_index.shape), factor)
-    sub_index.copy_(levels)
-    del levels
     plane = (rows.to(torch.int32) * c).view(-1, 1) + torch.arange(c, dtype=torch.int32, device=device)
-    sub_index.add_(plane.mul_(_LEVELS).view(-1, c, 1, 1))
+    # the sharpened levels, offset into the (B, C, 256) tables, overwrite the spent index
+    _sharpen_into(levels.view(sub_index.shape), factor, sub_index, plane.mul_(_LEVELS).view(-1, c, 1, 1))
+    del levels
     hist_b = levels_histogram(sub_index, b)
     table_b = _compose(ops, params, hist_b, positions > sharp_at.unsqueeze(1), c, compact)
     if not compact:

@@ -184,9 +184,10 @@ class Ranking:
     """Scores sorted in decreasing order, cut into blocks of ties.
 
     Attributes:
-        ends: (K,) int64, exclusive end (in sorted order) of each block of tied scores.
-        tps: (K,) int64, positives scored >= the block's threshold.
-        fps: (K,) int64, negatives scored >= the block's threshold.
+        ends: (K,) exclusive end (in sorted order) of each block of tied scores.
+        tps: (K,) positives scored >= the block's threshold.
+        fps: (K,) negatives scored >= the block's threshold.
+        (int32 below 2**31 samples, else int64; cast before multiplying.)
         groups: (N,) group id of every sorted element (0 = negative), for per-region weights.
         threshold_at: maps block-end positions (sorted order) to their scores (float64).
     """
@@ -240,17 +241,18 @@ def _ranking(
     order_values: np.ndarray, groups: np.ndarray, threshold_at: Callable[[np.ndarray], np.ndarray]
 ) -> Ranking:
     n = order_values.shape[0]
-    change = order_values[1:] != order_values[:-1]
-    starts = np.flatnonzero(change)
-    del change
-    ends = np.empty(len(starts) + 1, dtype=np.int64)
-    np.add(starts, 1, out=ends[:-1])
-    ends[-1] = n
-    del starts
+    # int32 counts while they fit: the per-block arrays are nearly as long as the data, and halving their
+    # size is most of what is left to save once the sort is done.
     count_dtype = np.int32 if n < 2**31 else np.int64
+    starts = np.flatnonzero(order_values[1:] != order_values[:-1])  # last index of every block but the last
+    ends = np.empty(len(starts) + 1, dtype=count_dtype)
+    np.add(starts, 1, out=ends[:-1], casting="unsafe")
+    ends[-1] = n
     positive_count = np.cumsum(groups != 0, dtype=count_dtype)
-    tps = positive_count[ends - 1].astype(np.int64)
-    del positive_count
+    tps = np.empty_like(ends)
+    np.take(positive_count, starts, out=tps[:-1])
+    tps[-1] = positive_count[-1]
+    del positive_count, starts
     fps = ends - tps
     return Ranking(ends=ends, tps=tps, fps=fps, groups=groups, threshold_at=threshold_at)
 
@@ -266,8 +268,8 @@ def auroc_from(r: Ranking, metric: str) -> float:
         return warn_undefined(metric, f"the data has {p} positive and {n} negative sample(s), need both")
     # 2 * area * P * N = sum_k (FP_k - FP_{k-1}) (TP_k + TP_{k-1}): an exact integer (< 2**63 while the
     # sample count is below 2**31), so the only rounding is the final division.
-    dfp = np.diff(r.fps, prepend=0)
-    tp_sum = r.tps.copy()
+    dfp = np.diff(r.fps.astype(np.int64), prepend=0)
+    tp_sum = r.tps.astype(np.int64)
     tp_sum[1:] += r.tps[:-1]
     if p + n < 2**31:
         twice_area = float(int(np.dot(dfp, tp_sum)))
@@ -331,7 +333,7 @@ def f1_max_from(r: Ranking, metric: str) -> tuple[float, float]:
     p = r.n_pos
     if p == 0:
         return warn_undefined(metric, "the data has no positive sample"), float("nan")
-    f1 = 2.0 * r.tps / (r.ends + p)
+    f1 = 2.0 * r.tps / (r.ends + float(p))
     best = int(np.argmax(f1))
     return float(f1[best]), float(r.threshold_at(r.ends[best : best + 1] - 1)[0])
 
