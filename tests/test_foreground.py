@@ -5,15 +5,30 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
 
 from fgad.augment import ForegroundMask, gray_levels, otsu_threshold
-from fgad.augment.foreground import _histograms, _otsu_from_histograms
+from fgad.augment.foreground import (
+    _close,
+    _dilate,
+    _erode,
+    _histograms,
+    _otsu_closed_form,
+    _otsu_exact,
+    _otsu_from_histograms,
+    fill_holes,
+)
 from fgad.testing import assert_mask_binary, image_batches, uint8_images
+
+DEMO = Path(__file__).resolve().parents[1] / "fgad" / "data" / "demo" / "hazelnut_toy" / "train" / "good"
 
 FLAGS = cv2.THRESH_BINARY + cv2.THRESH_OTSU
 
@@ -85,8 +100,37 @@ def test_otsu_device_loop_matches_cpu_path() -> None:
     levels[0] = 7
     levels[1] = torch.where(levels[1] > 128, 200, 3).to(torch.uint8)
     hist = _histograms(levels)
-    on_host = _otsu_from_histograms(hist, host_loop=True)
-    assert torch.equal(on_host, _otsu_from_histograms(hist, host_loop=False))
+    on_host = _otsu_exact(hist, host_loop=True)
+    assert torch.equal(on_host, _otsu_exact(hist, host_loop=False))
+    assert torch.equal(on_host, _otsu_from_histograms(hist))
+
+
+def test_closed_form_differs_from_opencv_only_on_flagged_ties() -> None:
+    # Sparse histograms (runs of empty levels: OpenCV keeps a run's first level) and symmetric
+    # three-level ones (exact ties between partitions, decided by OpenCV's rounding).
+    rng = np.random.default_rng(1)
+    images = []
+    for i in range(600):
+        if i % 2:
+            k = int(rng.integers(2, 9))
+            lv = np.sort(rng.choice(256, k, replace=False)).astype(np.uint8)
+            images.append(np.repeat(lv, rng.integers(1, 300, k)).reshape(1, -1))
+        else:
+            a = int(rng.integers(0, 128))
+            d = int(rng.integers(1, (255 - a) // 2 + 1))
+            c, m = (int(v) for v in rng.integers(1, 40, 2))
+            images.append(np.repeat(np.array([a, a + d, a + 2 * d], np.uint8), [c, m, c]).reshape(1, -1))
+    hist = torch.stack([torch.from_numpy(np.bincount(u8.ravel(), minlength=256)) for u8 in images])
+    with opencv_reference():
+        expected = torch.tensor([_cv2(u8) for u8 in images])
+    closed, tied = _otsu_closed_form(hist)
+    assert torch.equal(closed[~tied], expected[~tied])
+    assert bool((closed[tied] != expected[tied]).any())  # the flag is needed: ties do go both ways
+    assert torch.equal(_otsu_from_histograms(hist), expected)
+    first = _otsu_from_histograms(hist, exact=False)
+    assert torch.equal(first, closed)
+    # Either way the threshold is a maximum of the between-class variance (within the tolerance).
+    assert bool((hist.gather(1, first.view(-1, 1)) > 0).all())  # a run's first level: non-empty
 
 
 def test_gray_levels_match_opencv_within_one_level() -> None:
@@ -117,21 +161,115 @@ def test_auto_polarity_picks_the_object(bright: bool) -> None:
 def test_fixed_polarity_and_fallbacks() -> None:
     img = _object(True)
     assert float(ForegroundMask("bright")(img).sum()) == 12 * 14
-    assert float(ForegroundMask("dark")(img).sum()) == 32 * 32 - 12 * 14
+    assert float(ForegroundMask("dark", cleanup=0, fill_holes=False)(img).sum()) == 32 * 32 - 12 * 14
+    # With hole filling the bright square is a hole of the dark class: the whole image.
+    assert float(ForegroundMask("dark", cleanup=0)(img).sum()) == 32 * 32
     constant = torch.full((2, 1, 8, 8), 0.4)
     assert bool(ForegroundMask()(constant).all())  # constant image -> whole image
     tiny = torch.zeros(1, 1, 40, 40)
     tiny[..., 5, 5] = 1.0
     fm = ForegroundMask("bright", min_fraction=0.01)
     assert bool(fm(tiny).all()) and fm.last_fallback is not None and bool(fm.last_fallback.all())
-    assert float(ForegroundMask("bright", min_fraction=0.0)(tiny).sum()) == 1
+    assert float(ForegroundMask("bright", min_fraction=0.0, cleanup=0)(tiny).sum()) == 1
+    # The default opening removes the lone pixel; an empty mask falls back even with min_fraction 0.
+    fm = ForegroundMask("bright", min_fraction=0.0)
+    assert bool(fm(tiny).all()) and bool(fm.last_fallback.all())  # type: ignore[union-attr]
 
 
 def test_cleanup_removes_specks() -> None:
     img = _object(True)
     img[..., 28, 2] = 0.8  # an isolated bright speck on the background
-    assert float(ForegroundMask("bright")(img)[..., 28, 2]) == 1
+    assert float(ForegroundMask("bright", cleanup=0)(img)[..., 28, 2]) == 1
     assert float(ForegroundMask("bright", cleanup=3)(img)[..., 28, 2]) == 0
+    assert float(ForegroundMask("bright")(img)[..., 28, 2]) == 0  # default (21, 5)
+
+
+def _edge_padded(op, mask: np.ndarray, size: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """scipy morphology with replicated borders (what "pixels past the edge are ignored" means)."""
+    padded = np.pad(mask, size, mode="edge")
+    return op(padded, np.ones((size, size), bool))[size:-size, size:-size]
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**16), size=st.sampled_from([1, 3, 5, 9, 21]),
+       shape=st.tuples(st.integers(1, 40), st.integers(1, 40)), density=st.sampled_from([0.1, 0.5, 0.9]))
+def test_dilate_erode_match_scipy(seed: int, size: int, shape: tuple[int, int], density: float) -> None:
+    mask = torch.rand(2, *shape, generator=torch.Generator().manual_seed(seed)) < density
+    for b in range(2):
+        m = mask[b].numpy()
+        assert np.array_equal(_dilate(mask, size)[b].numpy(), _edge_padded(ndimage.binary_dilation, m, size))
+        assert np.array_equal(_erode(mask, size)[b].numpy(), _edge_padded(ndimage.binary_erosion, m, size))
+        r = size // 2
+        closed = ndimage.binary_closing(np.pad(m, r), np.ones((size, size), bool))  # background margin
+        assert np.array_equal(_close(mask, size)[b].numpy(), closed[r:r + shape[0], r:r + shape[1]])
+
+
+def _random_masks(seed: int, batch: int, shape: tuple[int, int], density: float, blobs: bool) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    if not blobs:
+        return torch.rand(batch, *shape, generator=gen) < density
+    # Smooth blobs: thresholded low-resolution noise, upsampled (masks with rings and holes).
+    low = torch.rand(batch, 1, max(2, shape[0] // 6), max(2, shape[1] // 6), generator=gen)
+    smooth = torch.nn.functional.interpolate(low, size=shape, mode="bilinear", align_corners=False)
+    return (smooth[:, 0] - 0.5).abs() > 0.5 - density / 2
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 2**16), shape=st.tuples(st.integers(1, 70), st.integers(1, 70)),
+       density=st.sampled_from([0.2, 0.45, 0.6, 0.8]), blobs=st.booleans())
+def test_fill_holes_matches_scipy(seed: int, shape: tuple[int, int], density: float, blobs: bool) -> None:
+    masks = _random_masks(seed, 3, shape, density, blobs)
+    filled, complete = fill_holes(masks)
+    generous, complete_generous = fill_holes(masks, steps=shape[0] * shape[1])
+    assert bool(complete_generous.all())  # a budget as long as any path always finishes
+    for b in range(3):
+        expected = ndimage.binary_fill_holes(masks[b].numpy())
+        assert np.array_equal(generous[b].numpy(), expected)
+        # The default budget: exact where it finished, untouched where it did not.
+        assert np.array_equal(filled[b].numpy(), expected if complete[b] else masks[b].numpy())
+    assert bool((filled | ~masks).all())  # never removes foreground
+
+
+def test_fill_holes_on_rings() -> None:
+    yy, xx = torch.meshgrid(torch.arange(256.0), torch.arange(256.0), indexing="ij")
+    masks = []
+    for cy, cx, r_in, r_out in [(128, 128, 60, 75), (40, 200, 10, 30), (128, 0, 30, 50), (200, 90, 0.5, 3)]:
+        d = ((yy - cy) ** 2 + (xx - cx) ** 2).sqrt()
+        masks.append((d >= r_in) & (d <= r_out))
+    open_ring = masks[0].clone()
+    open_ring[120:136, 180:] = False  # a gap through the ring: nothing is enclosed
+    masks.append(open_ring)
+    batch = torch.stack(masks)
+    filled, complete = fill_holes(batch.unsqueeze(1))
+    # The open ring's outside runs through the gap into the whole interior: the bounded search may
+    # not finish there, and then the ring is returned as it is, which is also scipy's answer.
+    assert filled.shape == (5, 1, 256, 256) and bool(complete[:4].all())
+    for b in range(5):
+        assert np.array_equal(filled[b, 0].numpy(), ndimage.binary_fill_holes(batch[b].numpy()))
+    assert torch.equal(filled[4, 0], open_ring)
+    assert not torch.equal(filled[2, 0], masks[2])  # a ring cut by the border still has its hole
+
+
+def test_foreground_covers_the_whole_hazelnut() -> None:
+    # Grey-level Otsu finds only the nut's darker rim and shadow (its pale centre has the paper's
+    # grey level); the default closing + hole filling must give the whole nut, not the paper.
+    paths = sorted(DEMO.glob("*.png"))[:4]
+    rgb = [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for p in paths]
+    images = torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255
+    raw_fm, fm = ForegroundMask(cleanup=0, fill_holes=False), ForegroundMask()
+    raw, mask = raw_fm(images)[:, 0].bool(), fm(images)[:, 0].bool()
+    assert fm.last_filled is not None and bool(fm.last_filled.all())
+    assert fm.last_fallback is not None and not bool(fm.last_fallback.any())
+    for b in range(len(paths)):
+        # The nut: the object the raw ring surrounds (scipy fill of the ring closed by 21 px).
+        closed = ndimage.binary_closing(np.pad(raw[b].numpy(), 10), np.ones((21, 21), bool))[10:-10, 10:-10]
+        nut = ndimage.binary_fill_holes(closed)
+        centre = tuple(int(v) for v in ndimage.center_of_mass(nut))
+        assert bool(mask[b][centre]) and not bool(raw[b][centre]) or bool(raw[b][centre])
+        inside = torch.from_numpy(nut)
+        assert float(mask[b][inside].float().mean()) > 0.99  # the nut, centre included
+        assert float(mask[b][~inside].float().mean()) < 0.01  # not the paper
+        assert float(mask[b].float().mean()) > 1.3 * float(raw[b].float().mean())
 
 
 @settings(max_examples=10)
@@ -166,5 +304,9 @@ def test_foreground_bad_config_and_input() -> None:
         ForegroundMask(min_fraction=2)
     with pytest.raises(ValueError, match="cleanup"):
         ForegroundMask(cleanup=2)
+    with pytest.raises(ValueError, match="cleanup"):
+        ForegroundMask(cleanup=(3, 4))
+    with pytest.raises(TypeError, match="fill_holes"):
+        ForegroundMask(fill_holes="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="channels"):
         ForegroundMask()(torch.zeros(1, 2, 4, 4))

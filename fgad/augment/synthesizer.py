@@ -188,7 +188,7 @@ class AnomalySynthesizer(nn.Module):
         texture_augment: TextureAugment | None = None,
         polarity: Polarity = "auto",
         min_fraction: float = 0.01,
-        cleanup: int | tuple[int, int] = (15, 5),
+        cleanup: int | tuple[int, int] = (21, 5),
         fill_holes: bool = True,
         ensure_anomaly: bool = True,
     ) -> None:
