@@ -1,0 +1,132 @@
+"""The public API: names that users import must not disappear, and ``__all__`` stays honest."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+# Names each public module promises. Adding names is fine; removing one is a breaking change.
+PUBLIC = {
+    "fgad": [
+        "AnomalySynthesizer",
+        "Evaluator",
+        "FGADLoss",
+        "TrainConfig",
+        "__version__",
+        "augment",
+        "create_model",
+        "data",
+        "engine",
+        "evaluate",
+        "export",
+        "fit",
+        "is_model",
+        "list_models",
+        "load_model",
+        "losses",
+        "metrics",
+        "models",
+        "predict",
+        "register_model",
+        "save_pretrained",
+        "testing",
+    ],
+    "fgad.augment": [
+        "AnomalySynthesizer",
+        "ForegroundMask",
+        "PerlinMask",
+        "SynthesisParams",
+        "SynthesisResult",
+        "TextureAugment",
+        "TextureParams",
+        "adjust_brightness",
+        "adjust_sharpness",
+        "autocontrast",
+        "equalize",
+        "otsu_threshold",
+        "perlin_noise",
+        "posterize",
+        "solarize",
+    ],
+    "fgad.models": [
+        "AnomalyDetector",
+        "DetectorOutput",
+        "ReconstructiveAutoencoder",
+        "UNetSegmenter",
+        "create_model",
+        "is_model",
+        "list_models",
+        "load_model",
+        "register_model",
+        "save_pretrained",
+    ],
+    "fgad.losses": [
+        "FGADLoss",
+        "FocalLoss",
+        "ReconstructionLoss",
+        "create_loss",
+        "list_losses",
+        "register_loss",
+    ],
+    "fgad.metrics": [
+        "Evaluator",
+        "aupro",
+        "f1_max",
+        "image_auroc",
+        "pixel_ap",
+        "pixel_auroc",
+        "precision_recall_curve",
+        "roc_curve",
+    ],
+    "fgad.data": [
+        "BTAD",
+        "ImageFolder",
+        "MVTecAD",
+        "TextureFolder",
+        "demo_root",
+        "to_float",
+    ],
+    "fgad.engine": ["TrainConfig", "evaluate", "fit", "get_preset", "list_presets", "predict"],
+    "fgad.export": ["to_onnx"],
+    "fgad.testing": [
+        "assert_batch_equals_samples",
+        "assert_label_consistent",
+        "assert_mask_binary",
+        "assert_replay_exact",
+        "assert_untouched_outside_mask",
+        "generators",
+        "image_batches",
+        "texture_banks",
+    ],
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(PUBLIC))
+def test_public_names_present_and_sorted(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    exported = list(module.__all__)
+    assert exported == sorted(exported), f"{module_name}.__all__ is not sorted"
+    assert len(set(exported)) == len(exported), f"{module_name}.__all__ has duplicates"
+    missing = sorted(set(PUBLIC[module_name]) - set(exported))
+    assert not missing, f"{module_name} lost public names: {missing}"
+    for name in exported:
+        assert getattr(module, name) is not None, f"{module_name}.{name} does not resolve"
+
+
+def test_unknown_top_level_attribute_is_an_attribute_error() -> None:
+    import fgad
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        fgad.nope  # noqa: B018
+
+
+def test_augment_imports_without_the_networks() -> None:
+    # The transforms are meant to be imported into other projects' training code on their own.
+    code = (
+        "import sys; from fgad.augment import AnomalySynthesizer; "
+        "assert 'timm' not in sys.modules and 'fgad.models' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
