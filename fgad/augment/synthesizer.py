@@ -207,7 +207,9 @@ class AnomalySynthesizer(nn.Module):
         self.texture_augment = texture_augment if texture_augment is not None else TextureAugment(num_ops=3)
         self.ensure_anomaly = bool(ensure_anomaly)
         self.foreground_mask = (
-            ForegroundMask(polarity=polarity, min_fraction=min_fraction, cleanup=cleanup, fill_holes=fill_holes)
+            ForegroundMask(
+                polarity=polarity, min_fraction=min_fraction, cleanup=cleanup, fill_holes=fill_holes
+            )
             if foreground == "otsu" else None
         )
         self.last_params: SynthesisParams | None = None
