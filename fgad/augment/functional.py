@@ -128,7 +128,9 @@ _MAGIC_BITS = 0x4B400000
 
 
 def _quantise(images: torch.Tensor, scratch: bool = False) -> torch.Tensor:
-    """Plane-offset int32 level index ``round(x * 255) + 256 * (b * C + c)`` of contiguous images.
+    """Plane-offset int32 level index ``round(x * 255) + 256 * (b * C + c)``, contiguous (B, C, H, W).
+
+    The images may have any memory layout (channels-last input is read in place, not copied).
 
     With ``scratch`` the index lives in a per-thread buffer that the next call reuses: the caller
     must be done with it before returning.
@@ -167,7 +169,7 @@ def levels_index(images: torch.Tensor) -> torch.Tensor:
         >>> levels_index(torch.tensor([[[[0.0, 1.0]], [[0.5, 0.2]]]])).tolist()
         [[[[0, 255]], [[384, 307]]]]
     """
-    return _quantise(images.contiguous())
+    return _quantise(images)
 
 
 def levels_histogram(index: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
@@ -394,7 +396,7 @@ def _sharpen_rows(src: torch.Tensor, weight: torch.Tensor, integer: bool) -> tor
 
 
 def _lut_op(images: torch.Tensor, make_lut) -> torch.Tensor:  # type: ignore[no-untyped-def]
-    index = _quantise(images.contiguous(), scratch=True)
+    index = _quantise(images, scratch=True)
     out = torch.empty(images.shape, dtype=images.dtype, device=images.device)
     return apply_levels_lut(index, make_lut(index), images.dtype, out=out)
 

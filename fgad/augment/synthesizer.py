@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_image, is_validating
+from .._checks import check_image, is_validating, validation
 from ._params import ParamsMixin, sample_device
 from .foreground import ForegroundMask, Polarity
 from .perlin import PerlinMask, PerlinParams, _evaluate, _sample_gradients
@@ -98,6 +98,16 @@ def _probability(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
     return float(value)
+
+
+def _check_values(x: torch.Tensor, name: str) -> None:
+    """The [0, 1] check of ``check_image``, read in memory order (channels-last is not copied)."""
+    if not is_validating():
+        return
+    dense = x.permute(0, 2, 3, 1) if x.is_contiguous(memory_format=torch.channels_last) else x
+    lo, hi = torch.aminmax(dense)
+    if bool(lo < 0) or bool(hi > 1) or bool(torch.isnan(lo) | torch.isnan(hi)):
+        raise ValueError(f"{name} must have values in [0, 1], got min {float(lo):.4g} and max {float(hi):.4g}")
 
 
 def _rotate(images: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
@@ -330,8 +340,13 @@ class AnomalySynthesizer(nn.Module):
         params: SynthesisParams | None = None,
     ) -> SynthesisResult:
         """Synthesise anomalies for a batch; see the class docstring for shapes and conventions."""
-        check_image(images, "images")
+        check_image(images, "images", check_range=False)
         textures, bank_size = self._textures(textures, images)
+        # The only value checks of the call (each a host synchronisation): the parts below run with
+        # validation off, so the same tensors are not checked again.
+        _check_values(images, "images")
+        if textures is not None:
+            _check_values(textures, "textures")
         batch, _, height, width = images.shape
         size = (height, width)
         device, dtype = images.device, images.dtype
@@ -348,7 +363,7 @@ class AnomalySynthesizer(nn.Module):
             if bank_size is not None and is_validating() and bool((params.texture_index >= bank_size).any()):
                 raise ValueError(f"params.texture_index must be < the bank size {bank_size}")
         self.last_params = params
-        with torch.no_grad():
+        with torch.no_grad(), validation(False):
             return self._synthesize(images, textures, bank_size, params, size, dtype)
 
     def _synthesize(
@@ -411,7 +426,10 @@ class AnomalySynthesizer(nn.Module):
             if selected.numel() <= batch // 2:
                 rows, sub = selected, params[selected]
         source = self._source(textures, bank_size, sub, rows, size, dtype, images.shape[1])
-        altered = self.texture_augment(source, params=sub.texture)
+        # A texture copy made here is the output buffer of the ops (a fresh image-sized buffer
+        # costs page faults); the caller's own textures are never written.
+        owned = source is not textures and source.is_contiguous()
+        altered = self.texture_augment(source, params=sub.texture, out=source if owned else None)
         weight = mask_out if rows is None else mask_out[rows]
         weight = weight * sub.texture_opacity.to(dtype).view(-1, 1, 1, 1)
         start = target if rows is None else target[rows]

@@ -440,7 +440,8 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
     device = images.device
     if compact is None:
         compact = device.type == "cpu"
-    images = images.contiguous()
+    # Quantising reads any memory layout (e.g. channels-last) straight into the contiguous index:
+    # no contiguous copy of the images first.
     index = _quantise(images, scratch=True)
     hist = levels_histogram(index)
     positions = torch.arange(k, device=device)

@@ -7,8 +7,8 @@ package.
 
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .config import PRESETS, TrainConfig, get_preset, list_presets
-from .evaluate import evaluate
-from .predict import Prediction, predict, run_threshold
+from .evaluation import evaluate
+from .prediction import Prediction, predict, run_threshold
 from .report import save_synthesis_grid, synthesis_grid
 from .trainer import calibrate_threshold, fit, validation_score
 
