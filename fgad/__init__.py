@@ -41,7 +41,30 @@ _ATTRIBUTES = {
     "predict": "engine",
 }
 
-__all__ = sorted(["__version__", *_SUBMODULES, *_ATTRIBUTES])
+__all__ = [
+    "AnomalySynthesizer",
+    "Evaluator",
+    "FGADLoss",
+    "TrainConfig",
+    "__version__",
+    "augment",
+    "create_model",
+    "data",
+    "engine",
+    "evaluate",
+    "export",
+    "fit",
+    "is_model",
+    "list_models",
+    "load_model",
+    "losses",
+    "metrics",
+    "models",
+    "predict",
+    "register_model",
+    "save_pretrained",
+    "testing",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from fgad import augment, data, engine, export, losses, metrics, models, testing

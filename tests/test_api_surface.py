@@ -130,3 +130,10 @@ def test_augment_imports_without_the_networks() -> None:
         "assert 'timm' not in sys.modules and 'fgad.models' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_top_level_all_matches_lazy_table() -> None:
+    import fgad
+
+    lazy = set(fgad._SUBMODULES) | set(fgad._ATTRIBUTES) | {"__version__"}
+    assert set(fgad.__all__) == lazy
