@@ -17,6 +17,7 @@ from scipy import ndimage
 from fgad.augment import ForegroundMask, gray_levels, otsu_threshold
 from fgad.augment.foreground import (
     _close,
+    _count_true,
     _dilate,
     _erode,
     _histograms,
@@ -201,6 +202,16 @@ def test_dilate_erode_match_scipy(seed: int, size: int, shape: tuple[int, int], 
         r = size // 2
         closed = ndimage.binary_closing(np.pad(m, r), np.ones((size, size), bool))  # background margin
         assert np.array_equal(_close(mask, size)[b].numpy(), closed[r:r + shape[0], r:r + shape[1]])
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**16), shape=st.tuples(st.integers(1, 4), st.integers(1, 70), st.integers(1, 90)),
+       density=st.sampled_from([0.0, 0.3, 1.0]), crop=st.booleans())
+def test_count_true_is_the_sum(seed: int, shape: tuple[int, int, int], density: float, crop: bool) -> None:
+    masks = torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) < density
+    if crop:
+        masks = masks[:, 1:, 1:]  # a non-contiguous view, possibly empty
+    assert torch.equal(_count_true(masks), masks.sum((1, 2)))
 
 
 def _random_masks(seed: int, batch: int, shape: tuple[int, int], density: float, blobs: bool) -> torch.Tensor:

@@ -98,6 +98,33 @@ def test_rotation_by_90_degrees_is_rot90() -> None:
     assert any(torch.allclose(res.target, torch.rot90(images, k, dims=(2, 3)), atol=1e-4) for k in (1, -1))
 
 
+@pytest.mark.parametrize("size", [(20, 20), (27, 33), (1, 5), (64, 17)])
+def test_rotation_grid_is_affine_grid(size: tuple[int, int]) -> None:
+    from fgad.augment.synthesizer import _rotation_grid
+
+    gen = torch.Generator().manual_seed(3)
+    a, b, c, d = (torch.rand(4, generator=gen) * 2 - 1 for _ in range(4))
+    theta = torch.stack((torch.stack((a, b, torch.zeros(4)), -1), torch.stack((c, d, torch.zeros(4)), -1)), 1)
+    expected = torch.nn.functional.affine_grid(theta, [4, 1, *size], align_corners=False)
+    # Bit for bit with torch's CPU BLAS; a BLAS that fuses the products could move the last bit.
+    torch.testing.assert_close(_rotation_grid(a, b, c, d, size, torch.float32), expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("texture_kind", ["per_sample", "bank"])
+def test_channels_last_input_gives_the_same_result(texture_kind: str) -> None:
+    gen = torch.Generator().manual_seed(4)
+    images = torch.rand(6, 3, 40, 36, generator=gen)
+    textures = torch.rand(6 if texture_kind == "per_sample" else 3, 3, 40, 36, generator=gen)
+    synth = AnomalySynthesizer(anomaly_prob=0.7, image_rotation_prob=0.5)
+    res = synth(images, textures, generator=torch.Generator().manual_seed(0))
+    cl = synth(images.to(memory_format=torch.channels_last), textures.to(memory_format=torch.channels_last),
+               params=res.params)
+    for name in ("image", "target", "mask", "label", "foreground"):
+        assert torch.equal(getattr(cl, name), getattr(res, name)), name
+    with pytest.raises(ValueError, match=r"textures must have values in \[0, 1\]"):
+        synth(images, (textures + 1).to(memory_format=torch.channels_last), params=res.params)
+
+
 @pytest.mark.parametrize("texture_kind", ["per_sample", "bank", "none"])
 def test_replay_and_batch_equals_samples(texture_kind: str, dtype: torch.dtype) -> None:
     gen = torch.Generator().manual_seed(2)

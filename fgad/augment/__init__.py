@@ -8,7 +8,7 @@ deterministically; ``op(..., params=op.last_params)`` replays a call.
 """
 
 from . import functional
-from .foreground import ForegroundMask, gray_levels, otsu_threshold
+from .foreground import ForegroundMask, fill_holes, gray_levels, otsu_threshold
 from .functional import (
     adjust_brightness,
     adjust_sharpness,
@@ -35,6 +35,7 @@ __all__ = [
     "adjust_sharpness",
     "autocontrast",
     "equalize",
+    "fill_holes",
     "functional",
     "gray_levels",
     "otsu_threshold",

@@ -250,6 +250,30 @@ def _border_counts(fg: torch.Tensor) -> torch.Tensor:
     return count
 
 
+# Words summed per chunk by _count_true: each byte lane of the sum then stays below 256 (no carry).
+_COUNT_CHUNK = 128
+
+
+def _count_true(x: torch.Tensor) -> torch.Tensor:
+    """(B,) int64 number of true elements of each sample of bool ``x`` (B, ...), exactly.
+
+    A bool sum converts every element to int64 (slow on the CPU); here eight bools are added at a
+    time as the bytes of an int64 word, in chunks of 128 words so that no byte overflows into the
+    next, and only the per-chunk byte lanes are summed as integers.
+    """
+    batch = x.shape[0]
+    if x.numel() == 0:
+        return torch.zeros(batch, dtype=torch.int64, device=x.device)
+    flat = x.reshape(batch, -1)
+    if not flat.is_contiguous() or flat.storage_offset() % 8:
+        flat = flat.clone(memory_format=torch.contiguous_format)
+    pad = -flat.shape[1] % (8 * _COUNT_CHUNK)
+    if pad:
+        flat = torch.cat((flat, flat.new_zeros(batch, pad)), dim=1)
+    words = flat.view(torch.int64).view(batch, -1, _COUNT_CHUNK).sum(2)
+    return words.view(torch.uint8).view(batch, -1).sum(1)
+
+
 def _window_any(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     """OR of ``x`` over a centred window of odd ``size`` along ``dim``; pixels past the edge are ignored.
 
@@ -517,15 +541,14 @@ class ForegroundMask(nn.Module):
         batch = levels.shape[0]
         device = levels.device
         view = (batch, 1, 1, 1)
+        # bright is level > t; dark is not (level > t): one comparison and one flip.
+        fg = levels > threshold.to(torch.uint8).view(view)
         if self.polarity == "auto":
             height, width = levels.shape[-2:]
             n_border = 2 * (height + width) - 4 if height > 1 and width > 1 else height * width
-            above_border = _border_counts(levels > threshold.to(torch.uint8).view(view))
-            bright = above_border * 2 <= n_border
+            bright = _border_counts(fg) * 2 <= n_border
         else:
             bright = torch.full((batch,), self.polarity == "bright", dtype=torch.bool, device=device)
-        # bright is level > t; dark is not (level > t): one comparison and one flip.
-        fg = levels > threshold.to(torch.uint8).view(view)
         if device.type != "cpu" or not bool(bright.all()):
             fg ^= ~bright.view(view)
         close, open_ = self.cleanup
@@ -538,7 +561,7 @@ class ForegroundMask(nn.Module):
         if open_:
             masks = _dilate(_erode(masks, open_), open_)
         n_total = masks.shape[1] * masks.shape[2]
-        count = masks.reshape(batch, -1).sum(1)
+        count = _count_true(masks)
         constant = (hist > 0).sum(dim=1) <= 1
         fallback = constant | (count == 0) | (count.to(torch.float64) < self.min_fraction * n_total)
         self.last_threshold, self.last_bright = threshold, bright

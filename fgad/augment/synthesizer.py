@@ -110,19 +110,42 @@ def _check_values(x: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must have values in [0, 1], got min {float(lo):.4g} and max {float(hi):.4g}")
 
 
+def _centres(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """Normalised pixel centres along an axis of ``n`` pixels (``align_corners=False``)."""
+    return torch.linspace(-1.0, 1.0, n, dtype=dtype, device=device) * (n - 1) / n
+
+
+def _rotation_grid(
+    a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor, size: tuple[int, int],
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """``F.affine_grid`` of the linear maps [[a, b, 0], [c, d, 0]] (each (B,)), (B, H, W, 2).
+
+    The same base grid and the same products and sum as ``affine_grid``'s batched matrix product
+    (equal to it bit for bit with torch's CPU BLAS, pinned in the tests), without a GEMM whose
+    inner dimension is 3, which is slow on the CPU.
+    """
+    height, width = size
+    batch = a.shape[0]
+    xs = _centres(width, dtype, a.device).view(1, 1, width)
+    ys = _centres(height, dtype, a.device).view(1, height, 1)
+    grid = torch.empty(batch, height, width, 2, dtype=dtype, device=a.device)
+    per = (batch, 1, 1)
+    for k, (wx, wy) in enumerate(((a, b), (c, d))):
+        # products on one row / column each, then one broadcast sum per pixel
+        torch.add(xs * wx.to(dtype).view(per), ys * wy.to(dtype).view(per), out=grid[..., k])
+    return grid
+
+
 def _rotate(images: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     """Rotate each image about its centre by ``angle`` degrees; bilinear, reflected border."""
     batch, _, height, width = images.shape
     theta = angle.to(torch.float64) * (math.pi / 180.0)
     cos, sin = torch.cos(theta).float(), torch.sin(theta).float()
-    zero = torch.zeros_like(cos)
     # In normalised coordinates a rotation needs the aspect ratio to stay a rotation in pixels.
-    affine = torch.stack(
-        (torch.stack((cos, sin * (height / width), zero), -1),
-         torch.stack((-sin * (width / height), cos, zero), -1)), 1
-    )
     compute = images if images.dtype in (torch.float32, torch.float64) else images.float()
-    grid = F.affine_grid(affine.to(compute.dtype), [batch, 1, height, width], align_corners=False)
+    grid = _rotation_grid(cos, sin * (height / width), -sin * (width / height), cos, (height, width),
+                          compute.dtype)
     out = F.grid_sample(compute, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.clamp_(0.0, 1.0).to(images.dtype)
 

@@ -17,6 +17,7 @@ from torch import nn
 from fgad._checks import check_image, is_validating
 from fgad.augment.functional import (
     _quantise,
+    _scratch,
     _sharpen_into,
     apply_levels_lut,
     autocontrast_lut,
@@ -455,14 +456,19 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
         rows = has_sharp.nonzero().squeeze(1)
         if rows.numel() == 0:
             return out
-        # Advanced indexing: CPU index_select along dim 0 of a large tensor is far slower.
-        sub_index = index[rows]
+        # Kept scratch buffers: the sharpened rows are about half of a batch, and fresh buffers
+        # that large cost page faults on every call.
+        sub_index = torch.index_select(
+            index, 0, rows, out=_scratch("sharp_index", (rows.numel(), *index.shape[1:]), index.dtype, device)
+        )
     else:
         rows = torch.arange(b, device=device)
         sub_index = index
     del index
     factor = torch.where(has_sharp, params.sharpness.float(), 1.0)[rows]
-    levels = torch.index_select(table_a.to(torch.int16).reshape(-1), 0, sub_index.view(-1))
+    levels = _scratch("sharp_levels", sub_index.shape, torch.int16, device) if compact else None
+    levels = torch.index_select(table_a.to(torch.int16).reshape(-1), 0, sub_index.view(-1),
+                                out=None if levels is None else levels.view(-1))
     plane = (rows.to(torch.int32) * c).view(-1, 1) + torch.arange(c, dtype=torch.int32, device=device)
     # the sharpened levels, offset into the (B, C, 256) tables, overwrite the spent index
     _sharpen_into(levels.view(sub_index.shape), factor, sub_index, plane.mul_(_LEVELS).view(-1, c, 1, 1))
@@ -471,5 +477,5 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
     table_b = _compose(ops, params, hist_b, positions > sharp_at.unsqueeze(1), c, compact)
     if not compact:
         return apply_levels_lut(sub_index, table_b, images.dtype, out=out)
-    out[rows] = apply_levels_lut(sub_index, table_b, images.dtype)
-    return out
+    sharpened = _scratch("sharp_out", sub_index.shape, images.dtype, device)
+    return out.index_copy_(0, rows, apply_levels_lut(sub_index, table_b, images.dtype, out=sharpened))
