@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fgad.augment import AnomalySynthesizer
 from fgad.data import DEMO_CATEGORY, MVTecAD, demo_root
 from fgad.engine import (
     TrainConfig,
@@ -40,6 +41,7 @@ from fgad.engine.report import (
     overlay_panel,
     save_curves,
     synthesis_grid,
+    to_uint8_rgb,
 )
 
 TINY_MODEL = {"ae_width": 4, "seg_width": 4}
@@ -230,11 +232,19 @@ def test_curves_are_written_as_png(tmp_path: Path) -> None:
         assert cv2.imread(os.fspath(p)) is not None
 
 
-def test_synthesis_grid_rows_are_clean_synthetic_mask() -> None:
+def test_synthesis_grid_rows_are_clean_foreground_mask_synthetic() -> None:
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    grid = synthesis_grid(images, generator=torch.Generator().manual_seed(0))
-    assert grid.shape == (64, 96, 3) and grid.dtype == np.uint8
-    assert set(np.unique(grid[:, 64:])) <= {0, 255}
+    synth = AnomalySynthesizer(foreground="otsu", anomaly_prob=1.0, image_rotation_prob=0.0)
+    grid = synthesis_grid(images, synthesizer=synth, generator=torch.Generator().manual_seed(0))
+    assert grid.shape == (64, 128, 3) and grid.dtype == np.uint8
+    assert np.array_equal(grid[:32, :32], to_uint8_rgb(images[0]))
+    assert set(np.unique(grid[:, 32:96])) <= {0, 255}  # foreground and mask are binary
+    # The anomaly lies inside the foreground, and the synthetic image differs only inside the mask.
+    foreground, mask, synthetic = grid[:, 32:64], grid[:, 64:96], grid[:, 96:]
+    assert not np.any((mask == 255) & (foreground == 0))
+    clean = grid[:, :32]
+    outside = mask[..., 0] == 0
+    assert np.array_equal(synthetic[outside], clean[outside])
 
 
 # -- fit ----------------------------------------------------------------------------------------------

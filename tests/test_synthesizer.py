@@ -107,7 +107,8 @@ def test_rotation_grid_is_affine_grid(size: tuple[int, int]) -> None:
     theta = torch.stack((torch.stack((a, b, torch.zeros(4)), -1), torch.stack((c, d, torch.zeros(4)), -1)), 1)
     expected = torch.nn.functional.affine_grid(theta, [4, 1, *size], align_corners=False)
     # Bit for bit with torch's CPU BLAS; a BLAS that fuses the products could move the last bit.
-    torch.testing.assert_close(_rotation_grid(a, b, c, d, size, torch.float32), expected, rtol=1e-6, atol=1e-7)
+    grid = _rotation_grid(a, b, c, d, size, torch.float32)
+    torch.testing.assert_close(grid, expected, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("texture_kind", ["per_sample", "bank"])

@@ -372,6 +372,29 @@ _FILL_CELLS = (16, 4, 1)
 _FILL_STEPS = 12
 
 
+_SEED_CACHE: dict[tuple[int, int, int, int, torch.device], tuple[torch.Tensor, ...]] = {}
+
+
+def _fill_seeds(height: int, width: int, hp: int, wp: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Per pyramid level, the (h, w) bool seed of the search: the frame and the cells wholly outside
+    the image. They depend only on the sizes, so they are made once per size and device."""
+    key = (height, width, hp, wp, device)
+    seeds = _SEED_CACHE.get(key)
+    if seeds is None:
+        beyond = torch.ones(hp, wp, dtype=torch.bool, device=device)
+        beyond[1:height + 1, 1:width + 1] = False
+        levels = []
+        for cell in _FILL_CELLS:
+            hc, wc = hp // cell, wp // cell
+            margin = beyond.view(hc, cell, wc, cell).all(3).all(1)
+            levels.append(_frame((hc, wc), device) | margin)
+        seeds = tuple(levels)
+        if len(_SEED_CACHE) >= 32:  # a few sizes in practice; never grow without bound
+            _SEED_CACHE.clear()
+        _SEED_CACHE[key] = seeds
+    return seeds
+
+
 def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Fill the holes of binary masks: background not 4-connected to the image border.
 
@@ -412,8 +435,7 @@ def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Ten
     wp = -(-(width + 2) // coarse) * coarse
     padded = torch.zeros(batch, hp, wp, dtype=torch.bool, device=device)
     padded[:, 1:height + 1, 1:width + 1] = masks
-    beyond = torch.ones(hp, wp, dtype=torch.bool, device=device)
-    beyond[1:height + 1, 1:width + 1] = False
+    seeds = _fill_seeds(height, width, hp, wp, device)
     reached: torch.Tensor | None = None
     complete = torch.ones(batch, dtype=torch.bool, device=device)
     # Occupancy (any foreground) of every cell, built coarse from fine: 1 -> 4 -> 16 pixels.
@@ -422,9 +444,7 @@ def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Ten
     occupancy[16] = _any_blocks(occupancy[4])
     for level, cell in enumerate(_FILL_CELLS):
         passable = ~occupancy[cell]
-        hc, wc = passable.shape[1:]
-        margin = beyond.view(hc, cell, wc, cell).all(3).all(1)  # cells wholly outside the image
-        seed = (_frame(passable.shape, device) | margin).expand_as(passable)
+        seed = seeds[level].expand_as(passable)
         if reached is not None:
             ratio = _FILL_CELLS[level - 1] // cell
             up = reached[:, :, None, :, None].expand(-1, -1, ratio, -1, ratio)

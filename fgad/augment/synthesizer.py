@@ -107,7 +107,9 @@ def _check_values(x: torch.Tensor, name: str) -> None:
     dense = x.permute(0, 2, 3, 1) if x.is_contiguous(memory_format=torch.channels_last) else x
     lo, hi = torch.aminmax(dense)
     if bool(lo < 0) or bool(hi > 1) or bool(torch.isnan(lo) | torch.isnan(hi)):
-        raise ValueError(f"{name} must have values in [0, 1], got min {float(lo):.4g} and max {float(hi):.4g}")
+        raise ValueError(
+            f"{name} must have values in [0, 1], got min {float(lo):.4g} and max {float(hi):.4g}"
+        )
 
 
 def _centres(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -196,8 +198,11 @@ class AnomalySynthesizer(nn.Module):
         The outputs keep the images' dtype. When nothing needs changing, ``target`` (no image
         rotated) and ``image`` (no sample anomalous) are the input tensor itself, not a copy.
         No Python loop over the batch and no host synchronisation outside the optional
-        value checks (see ``fgad._checks.set_validation``); on the CPU, where it costs nothing,
-        only the rotated / anomalous samples are processed.
+        value checks (see ``fgad._checks.set_validation``): images and textures are checked to lie
+        in [0, 1] once, on entry (in memory order, so channels-last input is not copied), and the
+        parts run without checks of their own. On the CPU, where it costs nothing, only the
+        rotated / anomalous samples are processed. Any memory layout of images and textures gives
+        the same values (channels-last is read in place).
 
     Example:
         >>> synth = AnomalySynthesizer(anomaly_prob=1.0)

@@ -319,7 +319,7 @@ def synthesis_grid(
     textures: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> np.ndarray:
-    """Rows of image | synthetic anomaly | anomaly mask, one row per input image.
+    """Rows of clean image | foreground | anomaly mask | synthetic anomaly, one per input image.
 
     Args:
         images: (B, C, H, W) float [0, 1] clean images.
@@ -329,7 +329,8 @@ def synthesis_grid(
         generator: random generator on the images' device (seeded for a reproducible grid).
 
     Returns:
-        (B * H, 3 * W, 3) uint8 RGB.
+        (B * H, 4 * W, 3) uint8 RGB. The foreground column is white everywhere when the synthesizer
+        has no foreground step (``foreground=None``).
     """
     from fgad._checks import check_image
 
@@ -340,14 +341,9 @@ def synthesis_grid(
         synthesizer = AnomalySynthesizer(foreground="otsu", anomaly_prob=1.0)
     with torch.no_grad():
         result = synthesizer(images, textures, generator=generator)
-    rows = []
-    for i in range(images.shape[0]):
-        rows.append(
-            np.concatenate(
-                [to_uint8_rgb(result.target[i]), to_uint8_rgb(result.image[i]), to_uint8_rgb(result.mask[i])],
-                axis=1,
-            )
-        )
+    foreground = result.foreground if result.foreground is not None else torch.ones_like(result.mask)
+    columns = (result.target, foreground, result.mask, result.image)
+    rows = [np.concatenate([to_uint8_rgb(c[i]) for c in columns], axis=1) for i in range(images.shape[0])]
     return np.concatenate(rows, axis=0)
 
 
@@ -375,7 +371,7 @@ def save_synthesis_grid(
         device: where synthesis runs.
 
     Returns:
-        The written path. Each row: clean image | synthetic anomaly | mask.
+        The written path. Each row: clean image | foreground | anomaly mask | synthetic anomaly.
     """
     from fgad.augment import AnomalySynthesizer
     from fgad.data import ImageFolder, TextureFolder, to_float
