@@ -10,6 +10,9 @@ less (no foreground, no image rotation; without a source folder its texture is t
     python benchmarks/synthesis.py --device cuda --batch-sizes 64 256 1024
 
 Numbers depend on the machine and on what else runs on it; run on an idle machine to compare.
+On a shared machine, OpenMP threads that spin-wait for a descheduled partner can make every
+contender's multi-threaded numbers collapse; ``OMP_WAIT_POLICY=PASSIVE`` (set before Python
+starts) gives a steadier comparison there.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ synchronise and are always on.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -23,6 +24,9 @@ __all__ = [
 ]
 
 _VALIDATE_RANGE = True
+# validation(...) overrides the global switch for the calling thread only, so a library call that
+# turns checks off around its internals does not turn them off for other threads.
+_LOCAL = threading.local()
 
 
 def set_validation(enabled: bool) -> None:
@@ -33,7 +37,8 @@ def set_validation(enabled: bool) -> None:
 
 def is_validating() -> bool:
     """Whether value checks that synchronise with the host are on (never while compiling)."""
-    if not _VALIDATE_RANGE:
+    enabled = getattr(_LOCAL, "enabled", None)
+    if not (_VALIDATE_RANGE if enabled is None else enabled):
         return False
     compiler = getattr(torch, "compiler", None)
     return not (compiler is not None and compiler.is_compiling())
@@ -41,13 +46,13 @@ def is_validating() -> bool:
 
 @contextlib.contextmanager
 def validation(enabled: bool) -> Iterator[None]:
-    """Context manager form of :func:`set_validation`."""
-    previous = _VALIDATE_RANGE
-    set_validation(enabled)
+    """Turn the value checks on or off inside a ``with`` block, for the calling thread only."""
+    previous = getattr(_LOCAL, "enabled", None)
+    _LOCAL.enabled = bool(enabled)
     try:
         yield
     finally:
-        set_validation(previous)
+        _LOCAL.enabled = previous
 
 
 def check_image(

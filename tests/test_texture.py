@@ -456,3 +456,19 @@ def test_bad_params_and_strengths() -> None:
         TF.posterize(x, torch.tensor([2.0, 3.0]))
     with pytest.raises(ValueError, match="batch_size"):
         aug.sample_params(-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.bool, torch.int32])
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (8, 3, 256, 256)])
+def test_new_buffer_is_an_ordinary_tensor(dtype: torch.dtype, shape: tuple[int, ...]) -> None:
+    from fgad.augment.functional import _new_buffer, _new_like
+
+    big = _new_buffer(shape, dtype, torch.device("cpu"))  # the larger one is numpy-backed
+    assert big.shape == shape and big.dtype == dtype and big.is_contiguous()
+    big.fill_(1)
+    assert bool((big == 1).all())
+    x = torch.rand(shape).to(dtype=dtype, memory_format=torch.channels_last)
+    like = _new_like(x)
+    assert like.shape == x.shape and like.dtype == dtype and like.stride() == x.stride()
+    assert torch.equal(like.copy_(x), x)
+

@@ -14,6 +14,7 @@ from torch import nn
 from .._checks import check_image, is_validating, validation
 from ._params import ParamsMixin, sample_device
 from .foreground import ForegroundMask, Polarity
+from .functional import _new_buffer, _new_like
 from .perlin import PerlinMask, PerlinParams, _evaluate, _sample_gradients
 from .texture import TextureAugment, TextureParams
 
@@ -413,7 +414,8 @@ class AnomalySynthesizer(nn.Module):
             if turned.numel() == 0:
                 target = images
             else:
-                target = images.index_copy(0, turned, _rotate(images[turned], params.image_angle[turned]))
+                rotated = _rotate(images[turned], params.image_angle[turned])
+                target = _new_like(images).copy_(images).index_copy_(0, turned, rotated)
         else:
             rotated = _rotate(images, params.image_angle)
             target = torch.where(params.rotate.view(view), rotated, images)
@@ -440,7 +442,7 @@ class AnomalySynthesizer(nn.Module):
         threshold = (threshold + offset).masked_fill(~params.anomalous, math.inf)
         mask = noise > threshold.view(view)
         label = mask.reshape(batch, -1).any(dim=1)
-        mask_out = mask.to(dtype)
+        mask_out = _new_buffer(mask.shape, dtype, mask.device).copy_(mask)
 
         # 3. Texture source D, then the blend of Eq. 2 as a lerp whose weight is beta * M: where M = 0
         #    lerp returns its start exactly, so pixels outside the mask are bitwise the target's.
@@ -458,11 +460,18 @@ class AnomalySynthesizer(nn.Module):
         # costs page faults); the caller's own textures are never written.
         owned = source is not textures and source.is_contiguous()
         altered = self.texture_augment(source, params=sub.texture, out=source if owned else None)
-        weight = mask_out if rows is None else mask_out[rows]
-        weight = weight * sub.texture_opacity.to(dtype).view(-1, 1, 1, 1)
+        opacity = sub.texture_opacity.to(dtype).view(-1, 1, 1, 1)
+        if rows is None:
+            # the noise is spent: its buffer takes the weights when the dtypes agree
+            weight = torch.mul(mask_out, opacity, out=noise) if noise.dtype == dtype else mask_out * opacity
+        else:
+            weight = mask_out[rows].mul_(opacity)
         start = target if rows is None else target[rows]
         blended = torch.lerp(start, altered, weight, out=altered)
-        image = blended if rows is None or rows.numel() == batch else target.index_copy(0, rows, blended)
+        if rows is None or rows.numel() == batch:
+            image = blended
+        else:
+            image = _new_like(target).copy_(target).index_copy_(0, rows, blended)
         return SynthesisResult(image, target, mask_out, label.to(dtype), params, foreground)
 
     def _source(
@@ -481,7 +490,10 @@ class AnomalySynthesizer(nn.Module):
             channels = textures_channels if textures_channels is not None else 3
             return self._procedural(params.procedural, size, dtype)[:, :channels]
         if bank_size is None:
-            source = textures if rows is None else textures.index_select(0, rows)
+            if rows is None:
+                return textures.to(dtype)
+            source, index = textures, rows
         else:
-            source = self._resized_bank(textures, size).index_select(0, params.texture_index)
-        return source.to(dtype)
+            source, index = self._resized_bank(textures, size), params.texture_index
+        picked = _new_buffer((index.numel(), *source.shape[1:]), source.dtype, source.device)
+        return torch.index_select(source, 0, index, out=picked).to(dtype)

@@ -16,6 +16,7 @@ from torch import nn
 
 from fgad._checks import check_image, is_validating
 from fgad.augment.functional import (
+    _new_buffer,
     _quantise,
     _scratch,
     _sharpen_into,
@@ -450,7 +451,7 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
     has_sharp = sharp_at < k
     table_a = _compose(ops, params, hist, positions < sharp_at.unsqueeze(1), c, compact)
     if out is None:
-        out = torch.empty(images.shape, dtype=images.dtype, device=device)
+        out = _new_buffer(images.shape, images.dtype, device)
     if compact:
         apply_levels_lut(index, table_a, images.dtype, out=out)
         rows = has_sharp.nonzero().squeeze(1)
