@@ -82,7 +82,7 @@ def test_synth_writes_a_grid(tmp_path: Path) -> None:
             "--image-size", "48"]  # fmt: skip
     assert main(argv) == 0
     grid = cv2.imread(os.fspath(out))
-    assert grid.shape == (3 * 48, 3 * 48, 3)
+    assert grid.shape == (3 * 48, 4 * 48, 3)  # image | foreground | mask | synthetic anomaly
 
 
 def test_tiny_demo_then_predict_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
