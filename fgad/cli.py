@@ -302,7 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "synth",
         help="PNG grid of synthetic anomalies for a folder of images",
-        description="Write a PNG grid, one row per image: clean image | foreground | anomaly mask | synthetic anomaly.",
+        description=(
+            "Write a PNG grid, one row per image: "
+            "clean image | foreground | anomaly mask | synthetic anomaly."
+        ),
         formatter_class=_Formatter,
     )
     p.add_argument("--input", required=True, help="folder of images (read recursively)")
