@@ -516,6 +516,11 @@ def test_subset_holdout_and_pickling():
 
 
 def test_dataloader_with_two_workers_yields_uint8():
+    # Start OpenCV's thread pool in the parent first: forked workers then inherit it without its
+    # threads, and worker_init must not deadlock on it.
+    big = np.random.default_rng(0).random((1500, 1500), dtype=np.float32)
+    for _ in range(3):
+        cv2.GaussianBlur(big, (21, 21), 5)
     test = MVTecAD(demo_root().parent, "hazelnut_toy", "test", image_size=(48, 64))
     loader = DataLoader(test, batch_size=8, num_workers=2, shuffle=False, worker_init_fn=data.worker_init)
     batches = list(loader)

@@ -35,6 +35,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# The process that imported this module; a forked DataLoader worker has another pid.
+_IMPORT_PID = os.getpid()
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "is_image_file",
@@ -291,9 +294,13 @@ def resize_mask(mask: np.ndarray, size: int | tuple[int, int] | None) -> np.ndar
 
 
 def worker_init(worker_id: int) -> None:
-    """``DataLoader(worker_init_fn=...)``: one OpenCV thread per worker process.
+    """``DataLoader(worker_init_fn=...)``: one OpenCV thread per freshly started worker process.
 
     OpenCV starts a thread per core in every process; with several loader workers that
-    oversubscribes the CPU, and the workers already decode in parallel.
+    oversubscribes the CPU, and the workers already decode in parallel. A *forked* worker is left
+    alone: it inherits the parent's OpenCV thread pool without its threads, and
+    ``cv2.setNumThreads`` then waits forever for them (OpenCV's pthreads backend). Forked workers
+    still decode correctly; spawn / forkserver workers get the single-thread setting.
     """
-    cv2.setNumThreads(1)
+    if os.getpid() == _IMPORT_PID:  # this module was imported in this process: not a fork
+        cv2.setNumThreads(1)
