@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from scipy import ndimage
 from sklearn import metrics as skm
 
-import fgad.metrics as fm
 from fgad.metrics import (
     Evaluator,
     UndefinedMetricWarning,
@@ -438,25 +437,3 @@ def test_one_class_is_nan_with_warning() -> None:
         pro_curve(maps, normal)
     with pytest.raises(ValueError, match="fpr_limit"):
         aupro(maps, normal, fpr_limit=1.5)
-
-
-def test_api_surface() -> None:
-    assert fm.__all__ == sorted(fm.__all__)
-    expected = {
-        "Evaluator",
-        "UndefinedMetricWarning",
-        "aupro",
-        "auroc",
-        "average_precision",
-        "f1_max",
-        "image_auroc",
-        "label_regions",
-        "pixel_ap",
-        "pixel_auroc",
-        "precision_recall_curve",
-        "pro_curve",
-        "roc_curve",
-    }
-    assert expected <= set(fm.__all__)
-    for name in fm.__all__:
-        assert getattr(fm, name) is not None
