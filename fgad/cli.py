@@ -93,7 +93,9 @@ _SPECIAL_TYPES: dict[str, Any] = {
     "textures": _optional_str,
     "lr_milestones": _fractions,
 }
-_CHOICES: dict[str, Any] = {"dataset": ("mvtec", "btad", "folder"), "final_weights": ("best", "last")}
+_CHOICES: dict[str, Any] = {
+    "dataset": ("mvtec", "btad", "folder"), "final_weights": ("best", "last"), "init": ("draem", "torch"),
+}
 _METAVARS = {"image_size": "SIZE|HxW", "lr_milestones": "F1,F2", "foreground": "otsu|none"}
 
 
@@ -285,8 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(
         p,
         only=(
-            "image_size", "model", "model_kwargs", "batch_size", "lr", "epochs", "max_steps", "foreground",
-            "anomaly_prob", "textures", "val_fraction", "seed", "device", "num_workers", "amp",
+            "image_size", "model", "model_kwargs", "init", "batch_size", "lr", "epochs", "max_steps",
+            "foreground", "anomaly_prob", "textures", "val_fraction", "seed", "device", "num_workers", "amp",
             "checkpoint_every", "final_weights",
         ),
     )

@@ -84,6 +84,7 @@ def test_presets_match_the_paper_and_the_reference_budget() -> None:
     paper = get_preset("paper")
     assert (paper.lr, paper.epochs, paper.batch_size, paper.image_size) == (1e-4, 700, 16, 256)
     assert (paper.lr_gamma, paper.ssim_weight, paper.model, paper.foreground) == (0.2, 1.0, "fgad", "otsu")
+    assert paper.anomaly_prob == 0.5  # DRAEM: half of the training samples get an anomaly
     # lr x 0.2 at epochs 560 and 630 of 700 (stepped per optimizer step).
     assert paper.milestone_steps(steps_per_epoch=13) == [560 * 13, 630 * 13]
     ref = get_preset("draem_reference")
@@ -131,6 +132,7 @@ def test_config_round_trips_through_json(size, steps, milestones, foreground, kw
         ("anomaly_prob", 1.5, ValueError),
         ("val_fraction", 1.0, ValueError),
         ("final_weights", "first", ValueError),
+        ("init", "xavier", ValueError),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value, error) -> None:

@@ -16,14 +16,17 @@ from scipy import ndimage
 
 from fgad.augment import ForegroundMask, gray_levels, otsu_threshold
 from fgad.augment.foreground import (
+    _any_true,
     _close,
     _count_true,
     _dilate,
     _erode,
+    _flip_rows,
     _histograms,
     _otsu_closed_form,
     _otsu_exact,
     _otsu_from_histograms,
+    _repeat4,
     fill_holes,
 )
 from fgad.testing import assert_mask_binary, image_batches, uint8_images
@@ -204,14 +207,36 @@ def test_dilate_erode_match_scipy(seed: int, size: int, shape: tuple[int, int], 
         assert np.array_equal(_close(mask, size)[b].numpy(), closed[r:r + shape[0], r:r + shape[1]])
 
 
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**16), shape=st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 9)))
+def test_repeat4_is_a_4x4_block_repeat(seed: int, shape: tuple[int, int, int]) -> None:
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) < 0.5
+    expected = x.repeat_interleave(4, dim=1).repeat_interleave(4, dim=2)
+    out = _repeat4(x)
+    assert torch.equal(out, expected) and out.is_contiguous()
+    out.bitwise_not_()  # writable: no two elements share memory
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**16), shape=st.tuples(st.integers(1, 5), st.integers(1, 20), st.integers(1, 20)))
+def test_flip_rows_negates_exactly_the_flagged_samples(seed: int, shape: tuple[int, int, int]) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    masks = torch.rand(*shape, generator=gen) < 0.5
+    flip = torch.rand(shape[0], generator=gen) < 0.5
+    expected = torch.where(flip.view(-1, 1, 1), ~masks, masks)
+    # H * W a multiple of 8 takes the int64-word path, the others the broadcast one
+    assert torch.equal(_flip_rows(masks.clone(), flip), expected)
+
+
 @settings(max_examples=15)
 @given(seed=st.integers(0, 2**16), shape=st.tuples(st.integers(1, 4), st.integers(1, 70), st.integers(1, 90)),
        density=st.sampled_from([0.0, 0.3, 1.0]), crop=st.booleans())
-def test_count_true_is_the_sum(seed: int, shape: tuple[int, int, int], density: float, crop: bool) -> None:
+def test_count_and_any_true(seed: int, shape: tuple[int, int, int], density: float, crop: bool) -> None:
     masks = torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) < density
     if crop:
         masks = masks[:, 1:, 1:]  # a non-contiguous view, possibly empty
     assert torch.equal(_count_true(masks), masks.sum((1, 2)))
+    assert torch.equal(_any_true(masks), masks.flatten(1).any(1))
 
 
 def _random_masks(seed: int, batch: int, shape: tuple[int, int], density: float, blobs: bool) -> torch.Tensor:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
@@ -404,3 +405,27 @@ def test_meta_device_forward_gives_shapes() -> None:
     model = create_model("fgad", device="meta")
     out = model(torch.empty(2, 3, 256, 256, device="meta"))
     assert out.anomaly_map.shape == (2, 1, 256, 256) and out.anomaly_map.device.type == "meta"
+
+
+def test_draem_init_scheme_and_torch_noop() -> None:
+    from fgad.models.init import init_weights_
+
+    torch.manual_seed(0)
+    model = create_model("fgad_small")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    assert init_weights_(model, "torch") is model
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    init_weights_(model, "draem", generator=torch.Generator().manual_seed(0))
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d))]
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert convs and norms
+    weights = torch.cat([m.weight.detach().flatten() for m in convs])
+    assert abs(float(weights.mean())) < 1e-3 and abs(float(weights.std()) - 0.02) < 1e-3
+    scales = torch.cat([m.weight.detach() for m in norms])
+    assert abs(float(scales.mean()) - 1.0) < 0.01 and float(scales.std()) < 0.03
+    assert all(bool((m.bias == 0).all()) for m in norms)
+    # convolution biases keep their (PyTorch default) values, as in DRAEM's code
+    biased = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
+    assert biased and all(torch.equal(m.bias, before[name + ".bias"]) for name, m in biased)
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        init_weights_(model, "xavier")

@@ -274,6 +274,19 @@ def _count_true(x: torch.Tensor) -> torch.Tensor:
     return words.view(torch.uint8).view(batch, -1).sum(1)
 
 
+def _any_true(x: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: whether each sample of bool ``x`` (B, ...) has a true element.
+
+    Read as int64 words (eight bools each, every word >= 0) the test is a max over an eighth of the
+    elements; a bool ``any`` over the sample is several times slower on the CPU.
+    """
+    batch = x.shape[0]
+    flat = x.reshape(batch, -1)
+    if flat.shape[1] == 0 or flat.shape[1] % 8 or not flat.is_contiguous() or flat.storage_offset() % 8:
+        return flat.any(dim=1)
+    return flat.view(torch.int64).amax(dim=1) > 0
+
+
 def _window_any(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:
     """OR of ``x`` over a centred window of odd ``size`` along ``dim``; pixels past the edge are ignored.
 
@@ -322,29 +335,44 @@ def _close(x: torch.Tensor, size: int) -> torch.Tensor:
     return closed[:, radius:radius + height, radius:radius + width]
 
 
-def _cross_dilate(x: torch.Tensor) -> torch.Tensor:
-    """One step of 4-connected growth of (B, H, W) bool whose outermost rows and columns are set.
-
-    Works on the flattened batch: a shift by one column wraps from the last column of a row to the
-    first of the next (and a shift by one row across images), but those are frame pixels, which
-    are always set, so the wrap adds nothing.
-    """
+def _growth_views(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The flat views of a (B, H, W) bool buffer that one growth step reads and writes."""
     width = x.shape[-1]
-    flat = x.reshape(-1)
-    out = flat.clone()
-    out[1:] |= flat[:-1]
-    out[:-1] |= flat[1:]
-    out[width:] |= flat[:-width]
-    out[:-width] |= flat[width:]
-    return out.view(x.shape)
+    flat = x.view(-1)
+    return flat, flat[:-2], flat[2:], flat[:-width], flat[width:], flat[1:-1]
 
 
-def _propagate(seed: torch.Tensor, passable: torch.Tensor, steps: int) -> torch.Tensor:
-    """``steps`` rounds of 4-connected geodesic growth of ``seed`` (frame included) inside ``passable``."""
-    reached = seed & passable
+def _propagate(seed: torch.Tensor, passable: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` rounds of 4-connected geodesic growth of ``seed`` (frame included) inside ``passable``.
+
+    Returns ``(reached, before)``: the region after the last round and after the one before it
+    (the same tensor when ``steps`` is 0).
+
+    Each round works on the flattened batch: a shift by one column wraps from the last column of a
+    row to the first of the next (and a shift by one row across images), but those are frame
+    pixels, which are set in ``seed`` and passable, so the wrap adds nothing. Two buffers are used
+    in turn and their shifted views are made once, so a round is five in-place passes over bool
+    memory and no other op (on small grids the per-op overhead is most of the cost).
+    """
+    reached = torch.bitwise_and(seed, passable)
+    if steps == 0:
+        return reached, reached
+    # Both buffers start as the seed: the first and last flat pixels (frame corners, never
+    # written by the horizontal pass) are then already right in each.
+    spare = reached.clone()
+    gate = passable.reshape(-1)
+    src, dst = _growth_views(reached), _growth_views(spare)
     for _ in range(steps):
-        reached = _cross_dilate(reached).logical_and_(passable)
-    return reached
+        flat, left, right, up, down, _ = src
+        out, _, _, out_up, out_down, out_mid = dst
+        torch.bitwise_or(left, right, out=out_mid)
+        out.bitwise_or_(flat)
+        out_down.bitwise_or_(up)  # pixel i gets i - W: down the rows (out[W:] |= in[:-W])
+        out_up.bitwise_or_(down)  # pixel i gets i + W
+        out.bitwise_and_(gate)
+        src, dst = dst, src
+    reached, before = (reached, spare) if steps % 2 == 0 else (spare, reached)
+    return reached, before
 
 
 def _any_blocks(x: torch.Tensor) -> torch.Tensor:
@@ -395,6 +423,18 @@ def _fill_seeds(height: int, width: int, hp: int, wp: int, device: torch.device)
     return seeds
 
 
+def _repeat4(x: torch.Tensor) -> torch.Tensor:
+    """(B, 4h, 4w) bool: every element of (B, h, w) bool repeated over a 4 x 4 block.
+
+    The columns by one integer multiply (a bool 0/1 times 0x01010101 is four bool bytes side by
+    side), the rows by copying whole rows: no gather over the fine grid.
+    """
+    batch, height, width = x.shape
+    wide = x.contiguous().view(torch.uint8).to(torch.int32).mul_(0x01010101).view(torch.bool)
+    rows = wide.unsqueeze(2).expand(batch, height, 4, 4 * width).contiguous()
+    return rows.view(batch, 4 * height, 4 * width)
+
+
 def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Fill the holes of binary masks: background not 4-connected to the image border.
 
@@ -443,22 +483,25 @@ def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Ten
     occupancy[4] = _any_blocks(padded)
     occupancy[16] = _any_blocks(occupancy[4])
     for level, cell in enumerate(_FILL_CELLS):
-        passable = ~occupancy[cell]
-        seed = seeds[level].expand_as(passable)
-        if reached is not None:
-            ratio = _FILL_CELLS[level - 1] // cell
-            up = reached[:, :, None, :, None].expand(-1, -1, ratio, -1, ratio)
-            seed = seed | up.reshape(passable.shape)
-        steps_here = max(passable.shape[1:]) if level == 0 else steps
-        if cell == 1:
-            before = _propagate(seed, passable, steps_here - 1)
-            reached = _cross_dilate(before) & passable
-            complete = ~(reached ^ before).flatten(1).any(1)
+        passable = torch.bitwise_not(occupancy[cell])
+        if reached is None:
+            seed = seeds[level].expand_as(passable)
         else:
-            reached = _propagate(seed, passable, steps_here)
+            assert _FILL_CELLS[level - 1] == 4 * cell
+            seed = _repeat4(reached).bitwise_or_(seeds[level])
+        steps_here = max(passable.shape[1:]) if level == 0 else max(steps, 1)
+        reached, before = _propagate(seed, passable, steps_here)
+        if cell == 1:
+            # Finished where the last step added nothing (reached only grows: compare 8 at a time).
+            complete = torch.eq(reached.view(batch, -1).view(torch.int64),
+                                before.view(batch, -1).view(torch.int64)).all(1)
     assert reached is not None
-    holes = ~reached[:, 1:height + 1, 1:width + 1] & complete.view(batch, 1, 1)
-    filled = masks | holes
+    # The foreground is never reached, so "not reached" is the foreground with its holes filled.
+    outside = torch.bitwise_not(reached[:, 1:height + 1, 1:width + 1])
+    if device.type == "cpu" and bool(complete.all()):
+        filled = outside
+    else:
+        filled = torch.where(complete.view(batch, 1, 1), outside, masks)
     return (filled.unsqueeze(1) if squeeze else filled), complete
 
 
@@ -473,6 +516,22 @@ def _cleanup_sizes(cleanup: object) -> tuple[int, int]:
             f"got {cleanup!r}"
         )
     return pair  # type: ignore[return-value]
+
+
+def _flip_rows(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Negate the samples of bool ``x`` (B, ...) where ``flip`` (B,) is true, in place.
+
+    A per-sample constant broadcast over a bool tensor is slow on the CPU; read as int64 words
+    (eight bools each) the XOR with 0x0101010101010101 or 0 covers eight pixels per element.
+    """
+    batch = x.shape[0]
+    per_sample = x[0].numel() if batch else 0
+    if per_sample % 8 or not x.is_contiguous():
+        return x.bitwise_xor_(flip.view(batch, *([1] * (x.ndim - 1))))
+    words = x.view(batch, -1).view(torch.int64)
+    ones = torch.tensor(0x0101010101010101, dtype=torch.int64, device=x.device)
+    words.bitwise_xor_(torch.where(flip, ones, torch.zeros_like(ones)).view(batch, 1))
+    return x
 
 
 class ForegroundMask(nn.Module):
@@ -570,7 +629,7 @@ class ForegroundMask(nn.Module):
         else:
             bright = torch.full((batch,), self.polarity == "bright", dtype=torch.bool, device=device)
         if device.type != "cpu" or not bool(bright.all()):
-            fg ^= ~bright.view(view)
+            fg = _flip_rows(fg, ~bright)
         close, open_ = self.cleanup
         masks = fg[:, 0]
         if close:

@@ -157,6 +157,8 @@ def _new_like(x: torch.Tensor) -> torch.Tensor:
 # that integer in the low mantissa bits: the float's bits are then _MAGIC_BITS + integer.
 _MAGIC = 12582912.0
 _MAGIC_BITS = 0x4B400000
+# Plane offsets up to this many levels keep magic + offset + 255 below 2**24 (see _quantise).
+_MAGIC_PLANES = (1 << 24) - int(_MAGIC) - 2 * _LEVELS
 
 
 def _quantise(images: torch.Tensor, scratch: bool = False) -> torch.Tensor:
@@ -173,6 +175,13 @@ def _quantise(images: torch.Tensor, scratch: bool = False) -> torch.Tensor:
         scaled = _scratch("index", shape, torch.float32, images.device)
     else:
         scaled = torch.empty(shape, dtype=torch.float32, device=images.device)
+    if images.dtype == torch.float32 and b * c * _LEVELS <= _MAGIC_PLANES:
+        # One pass for 255 x + magic + plane offset: every sum lies in [2**23, 2**24), where float32
+        # steps by exactly 1, so it is rounded to the integer nearest 255 x (the offsets are
+        # even integers, so half-way cases still round to the even level), whatever the offset.
+        bias = torch.arange(b * c, dtype=torch.float32, device=images.device).mul_(_LEVELS).add_(_MAGIC)
+        torch.add(bias.view(b, c, 1, 1), images, alpha=255.0, out=scaled)
+        return scaled.view(torch.int32).sub_(_MAGIC_BITS)
     if images.dtype == torch.float32:
         torch.mul(images, 255.0, out=scaled)
     else:

@@ -13,7 +13,7 @@ from torch import nn
 
 from .._checks import check_image, is_validating, validation
 from ._params import ParamsMixin, sample_device
-from .foreground import ForegroundMask, Polarity
+from .foreground import ForegroundMask, Polarity, _any_true
 from .functional import _new_buffer, _new_like
 from .perlin import PerlinMask, PerlinParams, _evaluate, _sample_gradients
 from .texture import TextureAugment, TextureParams
@@ -441,7 +441,7 @@ class AnomalySynthesizer(nn.Module):
                 threshold = threshold.masked_fill(peak < -2.0, math.inf)  # empty foreground
         threshold = (threshold + offset).masked_fill(~params.anomalous, math.inf)
         mask = noise > threshold.view(view)
-        label = mask.reshape(batch, -1).any(dim=1)
+        label = _any_true(mask)
         mask_out = _new_buffer(mask.shape, dtype, mask.device).copy_(mask)
 
         # 3. Texture source D, then the blend of Eq. 2 as a lerp whose weight is beta * M: where M = 0

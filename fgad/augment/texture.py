@@ -453,10 +453,9 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
     if out is None:
         out = _new_buffer(images.shape, images.dtype, device)
     if compact:
-        apply_levels_lut(index, table_a, images.dtype, out=out)
         rows = has_sharp.nonzero().squeeze(1)
         if rows.numel() == 0:
-            return out
+            return apply_levels_lut(index, table_a, images.dtype, out=out)
         # Kept scratch buffers: the sharpened rows are about half of a batch, and fresh buffers
         # that large cost page faults on every call.
         sub_index = torch.index_select(
@@ -465,7 +464,6 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
     else:
         rows = torch.arange(b, device=device)
         sub_index = index
-    del index
     factor = torch.where(has_sharp, params.sharpness.float(), 1.0)[rows]
     levels = _scratch("sharp_levels", sub_index.shape, torch.int16, device) if compact else None
     levels = torch.index_select(table_a.to(torch.int16).reshape(-1), 0, sub_index.view(-1),
@@ -478,5 +476,9 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
     table_b = _compose(ops, params, hist_b, positions > sharp_at.unsqueeze(1), c, compact)
     if not compact:
         return apply_levels_lut(sub_index, table_b, images.dtype, out=out)
-    sharpened = _scratch("sharp_out", sub_index.shape, images.dtype, device)
-    return out.index_copy_(0, rows, apply_levels_lut(sub_index, table_b, images.dtype, out=sharpened))
+    # The sharpened rows rejoin the index, and one pass through each row's own table (table_a for
+    # rows without sharpness, table_b after it) writes every output pixel exactly once.
+    index.index_copy_(0, rows, sub_index)
+    del sub_index
+    table = torch.where(has_sharp.view(b, 1, 1), table_b, table_a)
+    return apply_levels_lut(index, table, images.dtype, out=out)

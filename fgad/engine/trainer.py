@@ -298,6 +298,7 @@ def _fit(
     from fgad.data import TextureFolder, to_float
     from fgad.losses import FGADLoss
     from fgad.models import create_model
+    from fgad.models.init import init_weights_
 
     started = time.perf_counter()
     device = info.device
@@ -377,7 +378,7 @@ def _fit(
 
     # -- model, loss, optimisation --------------------------------------------------------------
     torch.manual_seed(config.seed)
-    model = create_model(config.model, **config.model_kwargs).to(device)
+    model = init_weights_(create_model(config.model, **config.model_kwargs), config.init).to(device)
     channels_last = config.channels_last and device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
