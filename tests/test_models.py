@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 from timm.layers import EcaModule
+from torch import nn
 
 from fgad.models import (
     AnomalyDetector,
@@ -425,7 +425,8 @@ def test_draem_init_scheme_and_torch_noop() -> None:
     assert abs(float(scales.mean()) - 1.0) < 0.01 and float(scales.std()) < 0.03
     assert all(bool((m.bias == 0).all()) for m in norms)
     # convolution biases keep their (PyTorch default) values, as in DRAEM's code
-    biased = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.bias is not None]
+    biased = [(name, m) for name, m in model.named_modules()
+              if isinstance(m, nn.Conv2d) and m.bias is not None]
     assert biased and all(torch.equal(m.bias, before[name + ".bias"]) for name, m in biased)
     with pytest.raises(ValueError, match="scheme must be one of"):
         init_weights_(model, "xavier")

@@ -13,7 +13,9 @@ _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def init_weights_(module: nn.Module, scheme: str = "draem", *, generator: torch.Generator | None = None) -> nn.Module:
+def init_weights_(
+    module: nn.Module, scheme: str = "draem", *, generator: torch.Generator | None = None
+) -> nn.Module:
     """Re-initialise ``module``'s weights in place and return it.
 
     Args:
