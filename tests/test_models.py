@@ -430,3 +430,7 @@ def test_draem_init_scheme_and_torch_noop() -> None:
     assert biased and all(torch.equal(m.bias, before[name + ".bias"]) for name, m in biased)
     with pytest.raises(ValueError, match="scheme must be one of"):
         init_weights_(model, "xavier")
+    from fgad.engine.config import INIT_SCHEMES as CONFIG_SCHEMES
+    from fgad.models.init import INIT_SCHEMES
+
+    assert CONFIG_SCHEMES == INIT_SCHEMES  # the config validates without importing the models
