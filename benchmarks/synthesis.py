@@ -147,6 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (and OpenCV's)")
     parser.add_argument("--seconds", type=float, default=3.0, help="time budget per measurement")
     parser.add_argument("--no-references", action="store_true", help="time fgad only")
+    parser.add_argument(
+        "--layout", choices=("contiguous", "channels_last"), default="contiguous",
+        help="memory layout of the image and texture batches given to fgad and anomalib "
+        "(contiguous: what a DataLoader collates and fgad.data produces)",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -163,13 +168,18 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         pass
 
-    print(f"device={device} threads={args.threads} size={SIZE}x{SIZE} RGB, every sample anomalous")
+    print(f"device={device} threads={args.threads} size={SIZE}x{SIZE} RGB ({args.layout}), "
+          "every sample anomalous")
     header = f"{'batch':>5} {'fgad img/s':>11} {'DRAEM-style':>12} {'x':>6} {'anomalib':>9} {'x':>6}"
     print(header)
     for batch in args.batch_sizes:
         images_u8, textures_u8 = load_inputs(batch, rng)
-        images = torch.from_numpy(np.stack(images_u8)).permute(0, 3, 1, 2).float().div(255).to(device)
-        textures = torch.from_numpy(np.stack(textures_u8)).permute(0, 3, 1, 2).float().div(255).to(device)
+        layout = torch.contiguous_format if args.layout == "contiguous" else torch.channels_last
+        images, textures = (
+            torch.from_numpy(np.stack(batch_u8)).permute(0, 3, 1, 2).float().div(255).to(device)
+            .contiguous(memory_format=layout)
+            for batch_u8 in (images_u8, textures_u8)
+        )
         synth = AnomalySynthesizer(foreground="otsu", anomaly_prob=1.0).to(device)
         gen = torch.Generator(device=device).manual_seed(0)
         with torch.no_grad():

@@ -160,6 +160,23 @@ def test_sharpen_integer_path_equals_float_path(monkeypatch: pytest.MonkeyPatch)
         TF.sharpen_levels(levels.float(), factor)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_levels_index_is_the_rounded_level_plus_the_plane_offset(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(0)
+    u8 = torch.randint(0, 256, (5, 3, 7, 11), generator=gen)
+    index = TF.levels_index((u8.float() / 255).to(dtype))
+    offsets = (torch.arange(15, dtype=torch.int32) * 256).view(5, 3, 1, 1)
+    assert index.dtype == torch.int32 and torch.equal(index, u8.to(torch.int32) + offsets)
+    # Off the 1/255 grid: every sample gets the levels it gets alone (the offset never changes the
+    # rounding), and the levels are 255 x rounded (within one level at float32 half-way cases).
+    x = torch.rand(5, 3, 7, 11, generator=gen).to(dtype)
+    index = TF.levels_index(x)
+    for i in range(5):
+        assert torch.equal(index[i:i + 1] - i * 3 * 256, TF.levels_index(x[i:i + 1]))
+    exact = torch.round(x.double() * 255).to(torch.int32) + offsets
+    assert int((index - exact).abs().max()) <= 1 and float((index == exact).float().mean()) > 0.999
+
+
 def test_histogram_without_host_sync_equals_bincount() -> None:
     index = TF.levels_index(torch.rand(3, 3, 17, 9, generator=torch.Generator().manual_seed(0)))
     flat = index.reshape(-1)

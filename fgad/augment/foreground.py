@@ -529,8 +529,7 @@ def _flip_rows(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     if per_sample % 8 or not x.is_contiguous():
         return x.bitwise_xor_(flip.view(batch, *([1] * (x.ndim - 1))))
     words = x.view(batch, -1).view(torch.int64)
-    ones = torch.tensor(0x0101010101010101, dtype=torch.int64, device=x.device)
-    words.bitwise_xor_(torch.where(flip, ones, torch.zeros_like(ones)).view(batch, 1))
+    words.bitwise_xor_(flip.to(torch.int64).mul_(0x0101010101010101).view(batch, 1))
     return x
 
 
