@@ -272,8 +272,10 @@ def fit(
         Adam -> ``MultiStepLR`` stepped every optimizer step (milestones = fractions of all steps).
         Data order: ``DistributedSampler(shuffle=True, seed=config.seed)`` with ``set_epoch`` (also
         for one process), so epoch ``e``'s order depends only on the seed and ``e``. On the CPU
-        two runs with the same config give the same losses and weights, and a run resumed from a
-        checkpoint ends with the same weights as an uninterrupted one.
+        two runs with the same config and the same number of torch threads give the same losses
+        and weights, and a run resumed from a checkpoint ends with the same weights as an
+        uninterrupted one (another thread count changes the order of floating-point sums, so its
+        run differs after a few steps).
         Validation (rank 0, every ``validation_interval`` epochs and after the last one) uses only
         the held-back good training images and their synthetic anomalies; the checkpoint with the
         best :func:`validation_score` is ``checkpoints/best.pt``.
