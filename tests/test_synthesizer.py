@@ -124,6 +124,12 @@ def test_channels_last_input_gives_the_same_result(texture_kind: str) -> None:
         assert torch.equal(getattr(cl, name), getattr(res, name)), name
     with pytest.raises(ValueError, match=r"textures must have values in \[0, 1\]"):
         synth(images, (textures + 1).to(memory_format=torch.channels_last), params=res.params)
+    # Unrotated, the target is the caller's tensor itself (the work copy stays internal).
+    cl_images = images.to(memory_format=torch.channels_last)
+    flat = AnomalySynthesizer(anomaly_prob=0.7, image_rotation_prob=0.0)
+    out = flat(cl_images, textures, generator=torch.Generator().manual_seed(1))
+    assert out.target is cl_images and bool(out.label.any())
+    assert torch.equal(out.image, flat(images, textures, params=out.params).image)
 
 
 @pytest.mark.parametrize("texture_kind", ["per_sample", "bank", "none"])

@@ -407,6 +407,12 @@ class AnomalySynthesizer(nn.Module):
         batch = images.shape[0]
         on_cpu = images.device.type == "cpu"
         view = (batch, 1, 1, 1)
+        given = images
+        if on_cpu and not images.is_contiguous():
+            # One copy into the contiguous layout that the texture ops write: the rotation and the
+            # blend then read and write one layout (with mixed layouts they are several times
+            # slower). An unrotated target is still returned as the caller's tensor itself.
+            images = images.contiguous()
 
         # 1. Rotate the inputs that were drawn for it: the target is the rotated clean image.
         if on_cpu:
@@ -452,7 +458,8 @@ class AnomalySynthesizer(nn.Module):
             # Copying out a subset costs about what the texture ops save, so only when most skip.
             selected = label.nonzero().squeeze(1)
             if selected.numel() == 0:
-                return SynthesisResult(target, target, mask_out, label.to(dtype), params, foreground)
+                kept = given if target is images else target
+                return SynthesisResult(kept, kept, mask_out, label.to(dtype), params, foreground)
             if selected.numel() <= batch // 2:
                 rows, sub = selected, params[selected]
         source = self._source(textures, bank_size, sub, rows, size, dtype, images.shape[1])
@@ -472,7 +479,8 @@ class AnomalySynthesizer(nn.Module):
             image = blended
         else:
             image = _new_like(target).copy_(target).index_copy_(0, rows, blended)
-        return SynthesisResult(image, target, mask_out, label.to(dtype), params, foreground)
+        kept = given if target is images else target
+        return SynthesisResult(image, kept, mask_out, label.to(dtype), params, foreground)
 
     def _source(
         self,
