@@ -93,16 +93,15 @@ _SPECIAL_TYPES: dict[str, Any] = {
     "textures": _optional_str,
     "lr_milestones": _fractions,
 }
-_CHOICES: dict[str, Any] = {
-    "dataset": ("mvtec", "btad", "folder"), "final_weights": ("best", "last"), "init": ("draem", "torch"),
-}
 _METAVARS = {"image_size": "SIZE|HxW", "lr_milestones": "F1,F2", "foreground": "otsu|none"}
 
 
 def _add_config_options(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
     """One ``--field-name`` option per TrainConfig field (default: keep the preset's value)."""
     from fgad.engine import TrainConfig
+    from fgad.engine.config import DATASET_KINDS, FINAL_WEIGHTS, INIT_SCHEMES
 
+    choices = {"dataset": DATASET_KINDS, "final_weights": FINAL_WEIGHTS, "init": INIT_SCHEMES}
     helps = _field_help()
     group = parser.add_argument_group(
         "training configuration (TrainConfig fields; each overrides the preset / --config value)"
@@ -137,7 +136,7 @@ def _add_config_options(parser: argparse.ArgumentParser, only: Sequence[str] | N
                 type=kind,
                 default=argparse.SUPPRESS,
                 metavar=_METAVARS.get(f.name),
-                choices=_CHOICES.get(f.name),
+                choices=choices.get(f.name),
                 help=text,
             )
 

@@ -425,6 +425,8 @@ class AnomalySynthesizer(nn.Module):
         else:
             rotated = _rotate(images, params.image_angle)
             target = torch.where(params.rotate.view(view), rotated, images)
+        # What the result reports as the target: the caller's own tensor when nothing was rotated.
+        reported = given if target is images else target
 
         # 2. M = P_m * I_m, restricted to the anomalous samples (Eq. 1).
         noise = self.perlin.noise(params.perlin, size)
@@ -458,8 +460,7 @@ class AnomalySynthesizer(nn.Module):
             # Copying out a subset costs about what the texture ops save, so only when most skip.
             selected = label.nonzero().squeeze(1)
             if selected.numel() == 0:
-                kept = given if target is images else target
-                return SynthesisResult(kept, kept, mask_out, label.to(dtype), params, foreground)
+                return SynthesisResult(reported, reported, mask_out, label.to(dtype), params, foreground)
             if selected.numel() <= batch // 2:
                 rows, sub = selected, params[selected]
         source = self._source(textures, bank_size, sub, rows, size, dtype, images.shape[1])
@@ -479,8 +480,7 @@ class AnomalySynthesizer(nn.Module):
             image = blended
         else:
             image = _new_like(target).copy_(target).index_copy_(0, rows, blended)
-        kept = given if target is images else target
-        return SynthesisResult(image, kept, mask_out, label.to(dtype), params, foreground)
+        return SynthesisResult(image, reported, mask_out, label.to(dtype), params, foreground)
 
     def _source(
         self,
