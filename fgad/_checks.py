@@ -10,12 +10,14 @@ synchronise and are always on.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 
 import torch
 
 __all__ = [
+    "as_batch",
     "check_binary_mask",
     "check_image",
     "is_validating",
@@ -36,12 +38,27 @@ def set_validation(enabled: bool) -> None:
 
 
 def is_validating() -> bool:
-    """Whether value checks that synchronise with the host are on (never while compiling)."""
+    """Whether host-synchronising value checks are on (never while compiling, tracing or exporting)."""
     enabled = getattr(_LOCAL, "enabled", None)
     if not (_VALIDATE_RANGE if enabled is None else enabled):
         return False
+    return not _capturing()
+
+
+def _capturing() -> bool:
+    """Whether torch is compiling, tracing or exporting the current call (no value can be read then)."""
     compiler = getattr(torch, "compiler", None)
-    return not (compiler is not None and compiler.is_compiling())
+    if compiler is not None:
+        if compiler.is_compiling():
+            return True
+        is_exporting = getattr(compiler, "is_exporting", None)
+        if is_exporting is not None and is_exporting():
+            return True
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return True
+    # torch.onnx is imported by whoever exports; when it is not imported, nothing is exporting.
+    onnx = sys.modules.get("torch.onnx")
+    return onnx is not None and bool(onnx.is_in_onnx_export())
 
 
 @contextlib.contextmanager
@@ -53,6 +70,27 @@ def validation(enabled: bool) -> Iterator[None]:
         yield
     finally:
         _LOCAL.enabled = previous
+
+
+def as_batch(x: object, name: str = "images") -> tuple[torch.Tensor, bool]:
+    """A single image (C, H, W) as a batch of one; a batch (B, C, H, W) as it is.
+
+    Returns ``(batch, single)``: ``single`` says whether a batch dimension was added, so that the caller
+    can return the rank it was given (``out[0] if single else out``). Other ranks are rejected here
+    with a message that names both accepted shapes; the rest is :func:`check_image`'s.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (B, C, H, W) or (C, H, W), got {type(x).__name__}"
+        )
+    if x.ndim == 3:
+        return x.unsqueeze(0), True
+    if x.ndim != 4:
+        raise ValueError(
+            f"{name} must have shape (B, C, H, W) or a single image (C, H, W), got {x.ndim} dimensions "
+            f"{tuple(x.shape)}"
+        )
+    return x, False
 
 
 def check_image(

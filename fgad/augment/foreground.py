@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._checks import check_image
+from .._checks import as_batch, check_image
 
 __all__ = ["ForegroundMask", "fill_holes", "gray_levels", "otsu_threshold"]
 
@@ -565,7 +565,7 @@ class ForegroundMask(nn.Module):
 
     Shape:
         Input (B, C, H, W) floating in [0, 1], C in {1, 3}; output (B, 1, H, W) in {0, 1} with the
-        input's dtype.
+        input's dtype. A single image (C, H, W) gives a mask (1, H, W).
 
     Convention:
         Grey levels are ``floor(255 * luma + 0.5)`` with ITU-R BT.601 weights (see
@@ -647,6 +647,8 @@ class ForegroundMask(nn.Module):
         return (masks | fallback.view(batch, 1, 1)).unsqueeze(1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Foreground masks (B, 1, H, W) in {0, 1}, in the dtype of ``images``."""
+        """Foreground masks (B, 1, H, W) in {0, 1}, in the dtype of ``images``; (1, H, W) for one image."""
+        images, single = as_batch(images, "images")
         check_image(images, "images")
-        return self.foreground(images).to(images.dtype)
+        masks = self.foreground(images).to(images.dtype)
+        return masks[0] if single else masks

@@ -3,6 +3,8 @@
 Each op takes images (B, C, H, W) float in [0, 1] (C in {1, 3}; float32, float16 or bfloat16) and a
 strength that is either a number (the same for every sample) or a tensor of shape (B,) (one per
 sample), and returns images of the same shape, dtype and device. No Python loop runs over the batch.
+A single image (C, H, W) is a batch of one: its strength is a number or a (1,) tensor, and the result
+is (C, H, W) again.
 
 Convention:
     Every op works on 256 levels, as PIL does on ``uint8`` images: the input is quantised once to
@@ -45,13 +47,16 @@ Convention:
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import torch
 
-from fgad._checks import check_image
+from fgad._checks import as_batch, check_image
 
 __all__ = [
     "adjust_brightness",
@@ -72,6 +77,7 @@ __all__ = [
 ]
 
 Strength = float | int | torch.Tensor
+_Op = TypeVar("_Op", bound=Callable[..., torch.Tensor])
 
 _LEVELS = 256
 
@@ -436,12 +442,25 @@ def _sharpen_rows(src: torch.Tensor, weight: torch.Tensor, integer: bool) -> tor
     return blend.floor_().clamp_(0.0, 255.0)
 
 
+def _single_image(op: _Op) -> _Op:
+    """Let a batched op take one image (C, H, W) too, and return the rank it was given."""
+
+    @functools.wraps(op)
+    def wrapper(images: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        batch, single = as_batch(images)
+        out = op(batch, *args, **kwargs)
+        return out[0] if single else out
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _lut_op(images: torch.Tensor, make_lut) -> torch.Tensor:  # type: ignore[no-untyped-def]
     index = _quantise(images, scratch=True)
     out = _new_buffer(images.shape, images.dtype, images.device)
     return apply_levels_lut(index, make_lut(index), images.dtype, out=out)
 
 
+@_single_image
 def solarize(images: torch.Tensor, threshold: Strength = 128) -> torch.Tensor:
     """Invert every level ``>= threshold`` (``ImageOps.solarize``), per sample.
 
@@ -462,6 +481,7 @@ def solarize(images: torch.Tensor, threshold: Strength = 128) -> torch.Tensor:
     return _lut_op(images, lambda _: solarize_lut(t, images.shape[1]))
 
 
+@_single_image
 def posterize(images: torch.Tensor, bits: Strength) -> torch.Tensor:
     """Keep the ``bits`` high bits of every level (``ImageOps.posterize``), per sample.
 
@@ -482,6 +502,7 @@ def posterize(images: torch.Tensor, bits: Strength) -> torch.Tensor:
     return _lut_op(images, lambda _: posterize_lut(n, images.shape[1]))
 
 
+@_single_image
 def adjust_brightness(images: torch.Tensor, factor: Strength, offset: Strength = 0.0) -> torch.Tensor:
     """Scale levels by ``factor`` and add ``offset`` levels: ``floor(factor * level + offset)``.
 
@@ -506,6 +527,7 @@ def adjust_brightness(images: torch.Tensor, factor: Strength, offset: Strength =
     return _lut_op(images, lambda _: brightness_lut(f, a, images.shape[1]))
 
 
+@_single_image
 def equalize(images: torch.Tensor) -> torch.Tensor:
     """Equalise each (sample, channel) histogram like ``ImageOps.equalize``.
 
@@ -522,6 +544,7 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
     return _lut_op(images, lambda index: equalize_lut(levels_histogram(index)))
 
 
+@_single_image
 def autocontrast(images: torch.Tensor, cutoff: Strength = 0.0) -> torch.Tensor:
     """Stretch each (sample, channel) range of levels to 0..255 like ``ImageOps.autocontrast``.
 
@@ -543,6 +566,7 @@ def autocontrast(images: torch.Tensor, cutoff: Strength = 0.0) -> torch.Tensor:
     return _lut_op(images, lambda index: autocontrast_lut(levels_histogram(index), c))
 
 
+@_single_image
 def adjust_sharpness(images: torch.Tensor, factor: Strength) -> torch.Tensor:
     """Blend with the smoothed image like ``ImageEnhance.Sharpness(image).enhance(factor)``.
 

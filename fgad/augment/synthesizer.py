@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._checks import check_image, is_validating, validation
+from .._checks import as_batch, check_image, is_validating, validation
 from ._params import ParamsMixin, sample_device
 from .foreground import ForegroundMask, Polarity, _any_true
 from .functional import _new_buffer, _new_like
@@ -83,6 +83,16 @@ class SynthesisResult:
     label: torch.Tensor
     params: SynthesisParams
     foreground: torch.Tensor | None = None
+
+    def first(self) -> SynthesisResult:
+        """The first sample without its batch dimension: (C, H, W) images, a (1, H, W) mask, a 0-d label.
+
+        ``params`` keeps its batch of one, so ``synth(image, params=result.params)`` replays it.
+        """
+        return SynthesisResult(
+            self.image[0], self.target[0], self.mask[0], self.label[0], self.params,
+            None if self.foreground is None else self.foreground[0],
+        )
 
 
 def _range(name: str, value: object, lo: float, hi: float) -> tuple[float, float]:
@@ -185,7 +195,10 @@ class AnomalySynthesizer(nn.Module):
         is cached while the bank tensor is alive and unmodified), or ``None`` (a built-in texture
         source: coloured fractal Perlin noise, its first channel for grey images, so no files are
         needed). Textures are cast to the
-        images' dtype and must have their channel count and device.
+        images' dtype and must have their channel count and device. A single image (C, H, W) is a
+        batch of one (a (C, h, w) texture is its texture) and gives a result without the batch
+        dimension: image and target (C, H, W), mask (1, H, W), a 0-d label (see
+        :meth:`SynthesisResult.first`).
 
     Convention:
         Sample first, apply second: every random value is drawn into a :class:`SynthesisParams`
@@ -369,6 +382,9 @@ class AnomalySynthesizer(nn.Module):
         params: SynthesisParams | None = None,
     ) -> SynthesisResult:
         """Synthesise anomalies for a batch; see the class docstring for shapes and conventions."""
+        images, single = as_batch(images, "images")
+        if single and isinstance(textures, torch.Tensor) and textures.ndim == 3:
+            textures = textures.unsqueeze(0)
         check_image(images, "images", check_range=False)
         textures, bank_size = self._textures(textures, images)
         # The only value checks of the call (each a host synchronisation): the parts below run with
@@ -393,7 +409,8 @@ class AnomalySynthesizer(nn.Module):
                 raise ValueError(f"params.texture_index must be < the bank size {bank_size}")
         self.last_params = params
         with torch.no_grad(), validation(False):
-            return self._synthesize(images, textures, bank_size, params, size, dtype)
+            result = self._synthesize(images, textures, bank_size, params, size, dtype)
+        return result.first() if single else result
 
     def _synthesize(
         self,

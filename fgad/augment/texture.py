@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import nn
 
-from fgad._checks import check_image, is_validating
+from fgad._checks import as_batch, check_image, is_validating
 from fgad.augment.functional import (
     _new_buffer,
     _quantise,
@@ -171,7 +171,8 @@ class TextureAugment(nn.Module):
             e.g. ``TextureAugment(1, ops=("solarize",), solarize=(64, 192))``.
 
     Shape:
-        (B, C, H, W) -> (B, C, H, W), C in {1, 3}, float32 / float16 / bfloat16, any device.
+        (B, C, H, W) -> (B, C, H, W), C in {1, 3}, float32 / float16 / bfloat16, any device; a single
+        image (C, H, W) -> (C, H, W).
 
     Convention:
         Sample first, apply second: :meth:`sample_params` draws every random value into a
@@ -326,13 +327,19 @@ class TextureAugment(nn.Module):
         """Apply ``params`` (or freshly sampled ones) to ``images``; keeps them in ``last_params``.
 
         Args:
-            images: (B, C, H, W) float in [0, 1].
+            images: (B, C, H, W) float in [0, 1], or one image (C, H, W): a batch of one (params
+                with batch size 1), returned as (C, H, W).
             generator: source of the random values when ``params`` is None.
             params: values of an earlier call (``last_params``) to replay, or sliced from them.
             out: optional contiguous tensor of the images' shape, dtype and device to write the
                 result into (it may be ``images`` itself). Reusing a buffer saves allocating, and on
                 the CPU page-faulting, a fresh output each call.
         """
+        images, single = as_batch(images, "images")
+        if single:
+            result = self.forward(images, generator=generator, params=params,
+                                  out=None if out is None else as_batch(out, "out")[0])
+            return result[0]
         check_image(images, "images")
         b = images.shape[0]
         if out is not None:
