@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``fgad`` argument parser (sub-commands train, evaluate, predict, demo, models, synth)."""
     from fgad import __version__
     from fgad.engine import list_presets
+    from fgad.engine.config import LABELLED_DATASETS
 
     parser = argparse.ArgumentParser(
         prog="fgad",
@@ -226,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     p.add_argument("model", help="run directory, save_pretrained folder or training checkpoint .pt")
-    p.add_argument("--dataset", choices=("mvtec", "btad"), help="data set layout (default: the run's)")
+    p.add_argument("--dataset", choices=LABELLED_DATASETS, help="data set layout (default: the run's)")
     p.add_argument("--root", help="data set root (default: the run's)")
     p.add_argument("--category", nargs="+", dest="categories", help="categories (default: the run's)")
     p.add_argument("--image-size", type=_image_size, help="input size (default: the run's)")
@@ -291,6 +292,44 @@ def build_parser() -> argparse.ArgumentParser:
             "checkpoint_every", "final_weights",
         ),
     )
+
+    # benchmark
+    p = sub.add_parser(
+        "benchmark",
+        help="train + evaluate a grid of data sets x variants x seeds; mean +- std tables",
+        description="Train and evaluate every (data set, variant, seed) cell, each run in its own "
+        "process, JOBS at a time, and write OUTPUT/summary.md / .csv / .json (mean +- std per data set "
+        "and variant, the image AUROC of every image-score rule, best vs last weights), results.csv "
+        "(one row per run) and summary.png. Rerunning skips finished cells and resumes interrupted ones.",
+        epilog="example: fgad benchmark --data demo --data mvtec:/data/devset:cookie "
+        "--variant name=fgad --variant name=noforeground,foreground=none "
+        "--variant name=draem,model=draem_small,foreground=none --seeds 0 1 2 --jobs 2",
+        formatter_class=_Formatter,
+    )
+    p.add_argument(
+        "--data", action="append", required=True, metavar="SPEC",
+        help="a data set (repeatable): 'demo' (bundled photos), KIND:ROOT:CATEGORY or "
+        "NAME=KIND:ROOT:CATEGORY, KIND in " + ", ".join(LABELLED_DATASETS),
+    )
+    p.add_argument(
+        "--variant", action="append", metavar="name=NAME,FIELD=VALUE,...",
+        help="a variant (repeatable): a name and TrainConfig overrides, comma-separated; VALUE is JSON "
+        "when it parses, 'none' is None (default: one variant 'default' with the preset as it is)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    p.add_argument("--preset", choices=list_presets(), default="cpu", help="starting configuration")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", dest="overrides",
+        help="a TrainConfig override for every cell (repeatable), e.g. --set max_steps=200",
+    )
+    p.add_argument("--output", default="fgad-benchmark", help="benchmark folder")
+    p.add_argument("--jobs", type=int, default=1, help="runs at the same time")
+    p.add_argument(
+        "--threads", type=int,
+        help="torch threads per run (default: CPU count // JOBS)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no per-run lines")
 
     # models
     p = sub.add_parser(
@@ -403,6 +442,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from fgad.engine import benchmark
+    from fgad.engine.benchmarking import expand_grid, parse_data, parse_overrides, parse_variant
+
+    data = [parse_data(d) for d in args.data]
+    variants = [parse_variant(v) for v in args.variant] if args.variant else None
+    overrides = parse_overrides(args.overrides)
+    if args.dry_run:
+        cells = expand_grid(
+            data, variants or [parse_variant("name=default")], args.seeds, preset=args.preset,
+            overrides=overrides, output=args.output,
+        )
+        for cell in cells:
+            print(f"{cell.key}  {cell.config.output}")
+        return 0
+    summary = benchmark(
+        data, variants, args.seeds, preset=args.preset, overrides=overrides, output=args.output,
+        jobs=args.jobs, threads=args.threads, progress=args.progress,
+    )
+    from fgad.engine.benchmarking import summary_markdown
+
+    print(summary_markdown(summary), end="")
+    print(f"benchmark: {Path(args.output) / 'summary.md'}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from fgad.models import list_models
 
@@ -440,6 +505,7 @@ _COMMANDS = {
     "evaluate": _cmd_evaluate,
     "predict": _cmd_predict,
     "demo": _cmd_demo,
+    "benchmark": _cmd_benchmark,
     "models": _cmd_models,
     "synth": _cmd_synth,
 }

@@ -5,6 +5,7 @@
 package.
 """
 
+from .benchmarking import benchmark
 from .checkpoint import TrainState, load_checkpoint, save_checkpoint
 from .config import PRESETS, TrainConfig, get_preset, list_presets
 from .evaluation import evaluate
@@ -17,6 +18,7 @@ __all__ = [
     "Prediction",
     "TrainConfig",
     "TrainState",
+    "benchmark",
     "calibrate_threshold",
     "evaluate",
     "fit",

@@ -35,8 +35,9 @@ def make_dataset(
         ValueError: unknown kind, a missing category, or a test split of a plain folder.
     """
     from fgad.data import BTAD, ImageFolder, MVTecAD
+    from fgad.engine.config import LABELLED_DATASETS
 
-    if kind in ("mvtec", "btad"):
+    if kind in LABELLED_DATASETS:
         if not category:
             raise ValueError(f"dataset {kind!r} needs a category (the sub-folder of root, e.g. 'bottle')")
         cls = MVTecAD if kind == "mvtec" else BTAD

@@ -17,7 +17,9 @@ from typing import Any
 
 __all__ = ["PRESETS", "TrainConfig", "get_preset", "list_presets"]
 
-DATASET_KINDS = ("mvtec", "btad", "folder")
+#: Data set layouts with a labelled test split (good and defective images, defect masks).
+LABELLED_DATASETS = ("mvtec", "btad")
+DATASET_KINDS = (*LABELLED_DATASETS, "folder")
 FOREGROUND_MODES = ("otsu", None)
 FINAL_WEIGHTS = ("best", "last")
 INIT_SCHEMES = ("draem", "torch")
@@ -143,7 +145,7 @@ class TrainConfig:
         """Check every field; raise ValueError/TypeError naming the field and what was expected."""
         if self.dataset not in DATASET_KINDS:
             raise ValueError(f"dataset must be one of {DATASET_KINDS}, got {self.dataset!r}")
-        if self.dataset in ("mvtec", "btad") and self.category is not None and not self.category:
+        if self.dataset in LABELLED_DATASETS and self.category is not None and not self.category:
             raise ValueError("category must be a non-empty folder name or None")
         size = self.image_size
         if isinstance(size, bool) or not (

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from fgad.engine.config import LABELLED_DATASETS
 from fgad.engine._common import autocast, find_run_dir, load_detector, make_dataset, read_run_file
 from fgad.engine.distributed import resolve_device
 from fgad.engine.logging import format_summary
@@ -87,8 +88,8 @@ def evaluate(
         raise ValueError(
             "evaluate needs dataset, root and categories (given, or read from a run directory's config.json)"
         )
-    if dataset not in ("mvtec", "btad"):
-        raise ValueError(f"evaluate needs a labelled test split: dataset 'mvtec' or 'btad', got {dataset!r}")
+    if dataset not in LABELLED_DATASETS:
+        raise ValueError(f"evaluate needs a labelled test split: dataset in {LABELLED_DATASETS}, got {dataset!r}")
     if isinstance(categories, str):
         categories = [categories]
     if overlays is not None and overlays < 0:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +16,88 @@ from fgad.models._registry import named, register_model
 from fgad.models.autoencoder import ATTENTIONS, ReconstructiveAutoencoder, _check_positive_int
 from fgad.models.segmenter import UNetSegmenter
 
-__all__ = ["AnomalyDetector", "DetectorOutput"]
+__all__ = ["SCORE_METHODS", "AnomalyDetector", "DetectorOutput", "image_score", "smoothing_kernel_for"]
+
+#: Image-score rules of :func:`image_score`.
+SCORE_METHODS = ("smoothed_max", "max", "topk_mean")
+
+#: DRAEM's mean-filter side for 256-pixel inputs; ``"auto"`` scales it with the input.
+_REFERENCE_KERNEL, _REFERENCE_SIZE = 21, 256
+
+
+def smoothing_kernel_for(height: int, width: int) -> int:
+    """The ``"auto"`` mean-filter side: the odd integer nearest ``21 * min(H, W) / 256`` (at least 1).
+
+    The filter then covers the same share of the image at every input size as DRAEM's 21 x 21 filter
+    does at 256 x 256.
+
+    Example:
+        >>> [smoothing_kernel_for(s, s) for s in (64, 128, 224, 256, 512)]
+        [5, 11, 19, 21, 43]
+    """
+    target = _REFERENCE_KERNEL * min(int(height), int(width)) / _REFERENCE_SIZE
+    return max(1, 2 * math.floor((target - 1.0) / 2.0 + 0.5) + 1)
+
+
+def image_score(
+    anomaly_map: torch.Tensor,
+    method: str = "smoothed_max",
+    *,
+    kernel: int | str = "auto",
+    include_pad: bool = False,
+    topk: float = 0.01,
+) -> torch.Tensor:
+    """Image scores (B,) from anomaly maps (B, 1, H, W).
+
+    Args:
+        anomaly_map: (B, 1, H, W) floating per-pixel anomaly map.
+        method: ``"smoothed_max"`` (DRAEM's rule: the maximum of the map after a ``kernel`` x
+            ``kernel`` mean filter), ``"max"`` (the maximum of the map) or ``"topk_mean"`` (the mean
+            of the ``topk`` share of the highest pixels, at least one pixel).
+        kernel: odd side of the mean filter of ``"smoothed_max"``, or ``"auto"``
+            (:func:`smoothing_kernel_for` of the map's size: 21 at 256 px, 11 at 128 px).
+        include_pad: ``"smoothed_max"`` only: count the zero padding in the border means (DRAEM's
+            evaluation code) instead of averaging over the part of the window inside the image.
+        topk: ``"topk_mean"`` only: the share of pixels averaged, in (0, 1].
+
+    Example:
+        >>> amap = torch.zeros(1, 1, 10, 10)
+        >>> amap[0, 0, :2, :2] = 1.0
+        >>> [round(float(image_score(amap, m, kernel=3, topk=0.04)), 4) for m in SCORE_METHODS]
+        [1.0, 1.0, 1.0]
+        >>> round(float(image_score(amap, "topk_mean", topk=0.08)), 4)
+        0.5
+    """
+    if not isinstance(anomaly_map, torch.Tensor) or not anomaly_map.is_floating_point():
+        raise TypeError("anomaly_map must be a floating torch.Tensor of shape (B, 1, H, W)")
+    if anomaly_map.ndim != 4 or anomaly_map.shape[1] != 1:
+        raise ValueError(f"anomaly_map must have shape (B, 1, H, W), got {tuple(anomaly_map.shape)}")
+    if method == "max":
+        return anomaly_map.amax(dim=(1, 2, 3))
+    if method == "topk_mean":
+        _check_topk(topk)
+        flat = anomaly_map.flatten(1)
+        k = max(1, round(float(topk) * flat.shape[1]))
+        return flat.topk(k, dim=1, sorted=False).values.mean(dim=1)
+    if method == "smoothed_max":
+        return _smooth(anomaly_map, _resolve_kernel(kernel, anomaly_map.shape), include_pad).amax(dim=(1, 2, 3))
+    raise ValueError(f"method must be one of {SCORE_METHODS}, got {method!r}")
+
+
+def _check_topk(topk: object) -> None:
+    if isinstance(topk, bool) or not isinstance(topk, (int, float)) or not 0.0 < float(topk) <= 1.0:
+        raise ValueError(f"topk must be a share of the pixels in (0, 1], got {topk!r}")
+
+
+def _resolve_kernel(kernel: int | str, shape: Any) -> int:
+    _check_smoothing_kernel(kernel)
+    return smoothing_kernel_for(shape[-2], shape[-1]) if kernel == "auto" else int(kernel)
+
+
+def _smooth(anomaly_map: torch.Tensor, k: int, include_pad: bool) -> torch.Tensor:
+    if k == 1:
+        return anomaly_map
+    return F.avg_pool2d(anomaly_map, k, stride=1, padding=k // 2, count_include_pad=include_pad)
 
 
 class DetectorOutput(NamedTuple):
@@ -25,7 +108,8 @@ class DetectorOutput(NamedTuple):
         logits: (B, 2, H, W) segmenter logits (normal, anomalous), for the segmentation loss.
         anomaly_map: (B, 1, H, W) per-pixel anomaly probability ``softmax(logits, 1)[:, 1:2]``, not
             smoothed (DRAEM computes pixel metrics on this map).
-        score: (B,) image score: the maximum of the mean-filtered anomaly map (DRAEM's image score).
+        score: (B,) image score, by the detector's ``score_method`` (default: the maximum of the
+            mean-filtered anomaly map, DRAEM's image score).
         score_raw: (B,) the maximum of the unsmoothed anomaly map.
     """
 
@@ -51,13 +135,21 @@ class AnomalyDetector(nn.Module):
         seg_width: segmenter base width; overrides ``base_width // 2``.
         attention: ``"eca"`` (the paper) or ``None`` (DRAEM).
         smoothing_kernel: odd side of the square mean filter applied before the image score (21
-            in DRAEM); 1 disables smoothing.
+            in DRAEM, for 256 x 256 inputs); 1 disables smoothing; ``"auto"`` (default) scales it with
+            the input, the odd integer nearest ``21 * min(H, W) / 256`` (21 at 256 px, 11 at 128 px;
+            :func:`smoothing_kernel_for`), so the filter covers the same share of the image at every
+            size. An int keeps a fixed size (21 = DRAEM's rule at any size).
         smoothing_include_pad: ``False`` (default): each smoothed pixel is the mean over the part
             of the window inside the image (``avg_pool2d(count_include_pad=False)``), so a defect
             at the border scores like one in the middle. ``True`` reproduces DRAEM's evaluation
             code exactly (``avg_pool2d`` zero padding counted in the mean): near the border the
             zeros pull the mean down, to ``(k // 2 + 1)^2 / k^2`` of a uniform map's value in the
             corners (0.27 for k = 21).
+        score_method: what ``score`` is: ``"smoothed_max"`` (default, DRAEM's rule: the maximum
+            of the mean-filtered map), ``"max"`` (the maximum of the raw map, also in ``score_raw``)
+            or ``"topk_mean"`` (the mean of the highest ``score_topk`` share of the map's pixels); see
+            :func:`image_score`.
+        score_topk: the share of pixels averaged by ``"topk_mean"``, in (0, 1].
         pad_mode: how an image whose sides are not multiples of 32 is padded (bottom/right edges)
             before the networks; outputs are cropped back to H x W. ``"reflect"`` (default: no new
             edges for the segmenter to flag), ``"replicate"`` or ``"constant"`` (zeros).
@@ -96,9 +188,11 @@ class AnomalyDetector(nn.Module):
         ae_width: int | None = None,
         seg_width: int | None = None,
         attention: str | None = "eca",
-        smoothing_kernel: int = 21,
+        smoothing_kernel: int | Literal["auto"] = "auto",
         smoothing_include_pad: bool = False,
         pad_mode: str = "reflect",
+        score_method: str = "smoothed_max",
+        score_topk: float = 0.01,
         *,
         device: Any = None,
         dtype: torch.dtype | None = None,
@@ -122,6 +216,12 @@ class AnomalyDetector(nn.Module):
             "smoothing_include_pad": smoothing_include_pad,
             "pad_mode": pad_mode,
         }
+        # Only non-default score rules are written, so configs of models saved before these
+        # arguments existed stay identical.
+        if score_method != "smoothed_max":
+            config_kwargs["score_method"] = score_method
+        if score_topk != 0.01:
+            config_kwargs["score_topk"] = score_topk
         ae_width = base_width if ae_width is None else ae_width
         seg_width = max(base_width // 2, 1) if seg_width is None else seg_width
         if attention is not None and attention not in ATTENTIONS:
@@ -131,6 +231,11 @@ class AnomalyDetector(nn.Module):
             raise ValueError(f"smoothing_include_pad must be a bool, got {smoothing_include_pad!r}")
         if pad_mode not in PAD_MODES:
             raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
+        if score_method not in SCORE_METHODS:
+            raise ValueError(f"score_method must be one of {SCORE_METHODS}, got {score_method!r}")
+        _check_topk(score_topk)
+        self.score_method = score_method
+        self.score_topk = float(score_topk)
         self.in_channels = in_channels
         self.ae_width = ae_width
         self.seg_width = seg_width
@@ -174,8 +279,13 @@ class AnomalyDetector(nn.Module):
         reconstruction = reconstruction[..., :h, :w]
         logits = logits[..., :h, :w]
         anomaly_map = torch.softmax(logits, dim=1)[:, 1:2]
-        _, score = self.postprocess(anomaly_map)
         score_raw = anomaly_map.amax(dim=(1, 2, 3))
+        if self.score_method == "smoothed_max":
+            _, score = self.postprocess(anomaly_map)
+        elif self.score_method == "max":
+            score = score_raw
+        else:
+            score = image_score(anomaly_map, "topk_mean", topk=self.score_topk)
         return DetectorOutput(reconstruction, logits, anomaly_map, score, score_raw)
 
     def postprocess(self, anomaly_map: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,8 +296,8 @@ class AnomalyDetector(nn.Module):
 
         Returns:
             ``(smoothed_map, score)``: (B, 1, H, W) mean over the ``smoothing_kernel`` window
-            (stride 1, padding ``k // 2``; see ``smoothing_include_pad`` for the border), and (B,)
-            its maximum per image.
+            (stride 1, padding ``k // 2``; see ``smoothing_include_pad`` for the border; ``"auto"``
+            sized from the map), and (B,) its maximum per image.
 
         Example:
             >>> model = AnomalyDetector(base_width=8, smoothing_kernel=3)
@@ -201,19 +311,18 @@ class AnomalyDetector(nn.Module):
             raise TypeError("anomaly_map must be a floating torch.Tensor of shape (B, 1, H, W)")
         if anomaly_map.ndim != 4 or anomaly_map.shape[1] != 1:
             raise ValueError(f"anomaly_map must have shape (B, 1, H, W), got {tuple(anomaly_map.shape)}")
-        k = self.smoothing_kernel
-        if k == 1:
-            smoothed = anomaly_map
-        else:
-            smoothed = F.avg_pool2d(
-                anomaly_map, k, stride=1, padding=k // 2, count_include_pad=self.smoothing_include_pad
-            )
+        k = _resolve_kernel(self.smoothing_kernel, anomaly_map.shape)
+        smoothed = _smooth(anomaly_map, k, self.smoothing_include_pad)
         return smoothed, smoothed.amax(dim=(1, 2, 3))
 
 
 def _check_smoothing_kernel(k: object) -> None:
+    if k == "auto":
+        return
     if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
-        raise ValueError(f"smoothing_kernel must be an odd positive int (1 = no smoothing), got {k!r}")
+        raise ValueError(
+            f"smoothing_kernel must be 'auto' or an odd positive int (1 = no smoothing), got {k!r}"
+        )
 
 
 @register_model
