@@ -183,7 +183,7 @@ def test_validation_off_keeps_results() -> None:
     "images, textures, match",
     [
         (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), None, "floating"),
-        (torch.zeros(3, 8, 8), None, "shape"),
+        (torch.zeros(8, 8), None, "shape"),  # a single image (C, H, W) is accepted
         (torch.zeros(2, 2, 8, 8), None, "channels"),
         (torch.full((2, 3, 8, 8), 1.5), None, r"\[0, 1\]"),
         (torch.zeros(2, 3, 0, 8), None, "non-empty"),

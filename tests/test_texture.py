@@ -412,7 +412,7 @@ def test_sample_params_device_and_generator() -> None:
     ("images", "error", "match"),
     [
         (torch.zeros(1, 3, 4, 4, dtype=torch.uint8), TypeError, "floating"),
-        (torch.zeros(3, 4, 4), ValueError, "shape"),
+        (torch.zeros(4, 4), ValueError, "shape"),  # a single image (C, H, W) is accepted
         (torch.zeros(1, 2, 4, 4), ValueError, "C in"),
         (torch.full((1, 3, 4, 4), 1.5), ValueError, r"\[0, 1\]"),
         (torch.full((1, 1, 4, 4), -0.1), ValueError, r"\[0, 1\]"),
