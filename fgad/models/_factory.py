@@ -30,8 +30,9 @@ def create_model(name: str, *, checkpoint: str | os.PathLike[str] | None = None,
             ``device``, ``dtype``.
 
     Returns:
-        The model (in training mode, as ``nn.Module`` constructors leave it), with
-        ``model.config == {"name": name, "kwargs": {...}}``.
+        The model, with ``model.config == {"name": name, "kwargs": {...}}``: in training mode (as
+        ``nn.Module`` constructors leave it) when built fresh, in eval mode (ready for inference,
+        like :func:`load_model`'s) when built from a ``checkpoint``; ``model.train()`` switches.
 
     Raises:
         KeyError: unknown ``name``; the message lists the closest registered names.
@@ -57,7 +58,17 @@ def load_model(path: str | os.PathLike[str], **kwargs: Any) -> nn.Module:
             (an architecture argument that changes a shape is reported as a mismatch).
 
     Returns:
-        The model, in training mode; call ``.eval()`` for inference.
+        The model in eval mode, ready for inference: BatchNorm uses the saved running statistics
+        (in training mode it would use each batch's statistics, so scores would differ from the
+        saved model's, and update the running statistics). Call ``model.train()`` to fine-tune.
+
+    Example:
+        >>> import tempfile
+        >>> from fgad.models import save_pretrained
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = save_pretrained(create_model("fgad", base_width=4), tmp)
+        ...     load_model(tmp).training
+        False
 
     Raises:
         KeyError: the saved model name is not registered (import the module that registers it).
@@ -75,6 +86,7 @@ def _create(name: str, ckpt: Checkpoint | None, kwargs: dict[str, Any]) -> nn.Mo
     _set_config(model, name, {**entry.defaults, **kwargs})
     if ckpt is not None:
         apply_checkpoint(model, ckpt)
+        model.eval()
     return model
 
 

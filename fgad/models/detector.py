@@ -162,9 +162,12 @@ class AnomalyDetector(nn.Module):
 
     Convention:
         Images are floats in [0, 1] of the parameters' dtype (any dtype under ``torch.autocast``).
-        ``forward`` checks structure only (type, rank, channels, size, dtype) and never
-        synchronises with the host; it does not check the value range. All outputs are computed in
-        train and eval mode alike (BatchNorm follows the mode). ``config`` holds the registered
+        ``forward`` checks the structure (type, rank, channels, size, dtype) and, like the
+        synthesizer, the values: in [0, 1] and not NaN (so an image in [0, 255] is an error, not a
+        silent wrong score). The value check is one reduction and one host synchronisation; it is
+        skipped while compiling, tracing or exporting, and off inside
+        ``fgad._checks.validation(False)`` (fgad's training loop on accelerators). All outputs are
+        computed in train and eval mode alike (BatchNorm follows the mode). ``config`` holds the registered
         name and the constructor arguments as given (JSON-serialisable); the resolved widths are
         ``ae_width`` and ``seg_width``.
 
@@ -260,7 +263,7 @@ class AnomalyDetector(nn.Module):
 
     def forward(self, images: torch.Tensor) -> DetectorOutput:
         """Run both networks and the post-processing on ``images`` (B, C, H, W), H, W >= 32."""
-        check_image(images, "images", channels=(self.in_channels,), check_range=False)
+        check_image(images, "images", channels=(self.in_channels,))
         h, w = images.shape[-2], images.shape[-1]
         if h < self.stride or w < self.stride:
             raise ValueError(
