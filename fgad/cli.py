@@ -64,6 +64,15 @@ def _optional_str(text: str) -> str | None:
     return None if text.lower() in ("none", "") else text
 
 
+def _foreground(text: str) -> str | None:
+    from fgad.engine.config import FOREGROUND_MODES
+
+    value = _optional_str(text)
+    if value not in FOREGROUND_MODES:
+        raise argparse.ArgumentTypeError(f"expected one of auto, otsu, none; got {text!r}")
+    return value
+
+
 def _fractions(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(t) for t in text.split(",") if t.strip())
@@ -89,11 +98,11 @@ _SPECIAL_TYPES: dict[str, Any] = {
     "max_steps": _optional_int,
     "val_every": _optional_int,
     "category": _optional_str,
-    "foreground": _optional_str,
+    "foreground": _foreground,
     "textures": _optional_str,
     "lr_milestones": _fractions,
 }
-_METAVARS = {"image_size": "SIZE|HxW", "lr_milestones": "F1,F2", "foreground": "otsu|none"}
+_METAVARS = {"image_size": "SIZE|HxW", "lr_milestones": "F1,F2", "foreground": "{auto,otsu,none}"}
 
 
 def _add_config_options(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
@@ -288,7 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         only=(
             "image_size", "model", "model_kwargs", "init", "batch_size", "lr", "epochs", "max_steps",
-            "foreground", "anomaly_prob", "textures", "val_fraction", "seed", "device", "num_workers", "amp",
+            "foreground", "cache_foreground", "anomaly_prob", "textures", "val_fraction", "seed", "device",
+            "num_workers", "amp",
             "checkpoint_every", "final_weights",
         ),
     )
@@ -352,7 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="synthetic_anomalies.png", help="PNG file to write")
     p.add_argument("--count", type=int, default=8, help="rows (the first COUNT images, sorted)")
     p.add_argument("--image-size", type=_image_size, default=256, help="images are resized to this")
-    p.add_argument("--foreground", type=_optional_str, default="otsu", help="'otsu' or 'none' (anywhere)")
+    p.add_argument(
+        "--foreground", type=_foreground, default="auto", metavar="{auto,otsu,none}",
+        help="'auto' (colour / contrast cues), 'otsu' (the paper's grey-level Otsu) or 'none' (anywhere)",
+    )
     p.add_argument("--textures", help="texture folder (default: built-in procedural textures)")
     p.add_argument("--seed", type=int, default=0, help="synthesis seed")
     p.add_argument("--device", default="cpu", help="where synthesis runs")

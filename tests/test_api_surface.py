@@ -36,6 +36,7 @@ PUBLIC = {
     ],
     "fgad.augment": [
         "AnomalySynthesizer",
+        "ForegroundCache",
         "ForegroundMask",
         "PerlinMask",
         "SynthesisParams",
@@ -98,7 +99,7 @@ PUBLIC = {
         "demo_root",
         "to_float",
     ],
-    "fgad.engine": ["TrainConfig", "evaluate", "fit", "get_preset", "list_presets", "predict"],
+    "fgad.engine": ["TrainConfig", "benchmark", "evaluate", "fit", "get_preset", "list_presets", "predict"],
     "fgad.export": ["to_onnx"],
     "fgad.testing": [
         "assert_batch_equals_samples",
@@ -110,6 +111,18 @@ PUBLIC = {
         "image_batches",
         "texture_banks",
     ],
+    # Adapters to other libraries (each imports its library; the extras are in `dev`).
+    "fgad.augment.kornia": [
+        "RandomAutoContrast",
+        "RandomBrightness",
+        "RandomEqualize",
+        "RandomPosterize",
+        "RandomSharpness",
+        "RandomSolarize",
+        "RandomTexture",
+    ],
+    "fgad.augment.transforms": ["SyntheticAnomaly"],
+    "fgad.integrations.anomalib": ["Fgad", "FgadInference"],
 }
 
 
@@ -146,3 +159,13 @@ def test_top_level_all_matches_lazy_table() -> None:
 
     lazy = set(fgad._SUBMODULES) | set(fgad._ATTRIBUTES) | {"__version__"}
     assert set(fgad.__all__) == lazy
+
+
+def test_augment_imports_none_of_the_adapted_libraries() -> None:
+    # kornia, torchvision and anomalib are imported by their adapter modules only.
+    code = (
+        "import sys; import fgad.augment; "
+        "bad = [m for m in ('kornia', 'torchvision', 'anomalib', 'lightning') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -155,7 +155,7 @@ def _object(bright: bool) -> torch.Tensor:
 
 @pytest.mark.parametrize("bright", [True, False])
 def test_auto_polarity_picks_the_object(bright: bool) -> None:
-    fg = ForegroundMask()(_object(bright))
+    fg = ForegroundMask("otsu")(_object(bright))
     expected = torch.zeros(1, 1, 32, 32)
     expected[..., 8:20, 10:24] = 1
     assert torch.equal(fg, expected)
@@ -163,28 +163,28 @@ def test_auto_polarity_picks_the_object(bright: bool) -> None:
 
 def test_fixed_polarity_and_fallbacks() -> None:
     img = _object(True)
-    assert float(ForegroundMask("bright")(img).sum()) == 12 * 14
-    assert float(ForegroundMask("dark", cleanup=0, fill_holes=False)(img).sum()) == 32 * 32 - 12 * 14
+    assert float(ForegroundMask("otsu", "bright")(img).sum()) == 12 * 14
+    assert float(ForegroundMask("otsu", "dark", cleanup=0, fill_holes=False)(img).sum()) == 32 * 32 - 12 * 14
     # With hole filling the bright square is a hole of the dark class: the whole image.
-    assert float(ForegroundMask("dark", cleanup=0)(img).sum()) == 32 * 32
+    assert float(ForegroundMask("otsu", "dark", cleanup=0)(img).sum()) == 32 * 32
     constant = torch.full((2, 1, 8, 8), 0.4)
-    assert bool(ForegroundMask()(constant).all())  # constant image -> whole image
+    assert bool(ForegroundMask("otsu")(constant).all())  # constant image -> whole image
     tiny = torch.zeros(1, 1, 40, 40)
     tiny[..., 5, 5] = 1.0
-    fm = ForegroundMask("bright", min_fraction=0.01)
+    fm = ForegroundMask("otsu", "bright", min_fraction=0.01)
     assert bool(fm(tiny).all()) and fm.last_fallback is not None and bool(fm.last_fallback.all())
-    assert float(ForegroundMask("bright", min_fraction=0.0, cleanup=0)(tiny).sum()) == 1
+    assert float(ForegroundMask("otsu", "bright", min_fraction=0.0, cleanup=0)(tiny).sum()) == 1
     # The default opening removes the lone pixel; an empty mask falls back even with min_fraction 0.
-    fm = ForegroundMask("bright", min_fraction=0.0)
+    fm = ForegroundMask("otsu", "bright", min_fraction=0.0)
     assert bool(fm(tiny).all()) and bool(fm.last_fallback.all())  # type: ignore[union-attr]
 
 
 def test_cleanup_removes_specks() -> None:
     img = _object(True)
     img[..., 28, 2] = 0.8  # an isolated bright speck on the background
-    assert float(ForegroundMask("bright", cleanup=0)(img)[..., 28, 2]) == 1
-    assert float(ForegroundMask("bright", cleanup=3)(img)[..., 28, 2]) == 0
-    assert float(ForegroundMask("bright")(img)[..., 28, 2]) == 0  # default (21, 5)
+    assert float(ForegroundMask("otsu", "bright", cleanup=0)(img)[..., 28, 2]) == 1
+    assert float(ForegroundMask("otsu", "bright", cleanup=3)(img)[..., 28, 2]) == 0
+    assert float(ForegroundMask("otsu", "bright")(img)[..., 28, 2]) == 0  # default (21, 5)
 
 
 def _edge_padded(op, mask: np.ndarray, size: int) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -293,7 +293,7 @@ def test_foreground_covers_the_whole_hazelnut() -> None:
     paths = [DEMO / f"{i:03d}.png" for i in (0, 1, 3, 5)]
     rgb = [cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) for p in paths]
     images = torch.from_numpy(np.stack(rgb)).permute(0, 3, 1, 2).float() / 255
-    raw_fm, fm = ForegroundMask(cleanup=0, fill_holes=False), ForegroundMask()
+    raw_fm, fm = ForegroundMask("otsu", cleanup=0, fill_holes=False), ForegroundMask("otsu")
     raw, mask = raw_fm(images)[:, 0].bool(), fm(images)[:, 0].bool()
     assert fm.last_filled is not None and bool(fm.last_filled.all())
     assert fm.last_fallback is not None and not bool(fm.last_fallback.any())
@@ -312,7 +312,7 @@ def test_foreground_covers_the_whole_hazelnut() -> None:
 @settings(max_examples=10)
 @given(images=image_batches())
 def test_foreground_is_binary_with_input_dtype(images: torch.Tensor) -> None:
-    fg = ForegroundMask()(images)
+    fg = ForegroundMask("otsu")(images)
     assert fg.dtype == images.dtype and fg.shape == (images.shape[0], 1, *images.shape[2:])
     assert_mask_binary(fg)
     assert bool(fg.reshape(fg.shape[0], -1).any(1).all())  # never empty thanks to the fallback
@@ -335,8 +335,14 @@ def test_otsu_bad_input(x: object, error: type) -> None:
 
 
 def test_foreground_bad_config_and_input() -> None:
-    with pytest.raises(ValueError, match="polarity"):
+    with pytest.raises(ValueError, match="method"):
         ForegroundMask("light")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="polarity"):
+        ForegroundMask("otsu", "light")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_border"):
+        ForegroundMask(max_border=1.5)
+    with pytest.raises(TypeError, match="hull"):
+        ForegroundMask(hull=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="min_fraction"):
         ForegroundMask(min_fraction=2)
     with pytest.raises(ValueError, match="cleanup"):

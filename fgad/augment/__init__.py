@@ -8,7 +8,7 @@ deterministically; ``op(..., params=op.last_params)`` replays a call.
 """
 
 from . import functional
-from .foreground import ForegroundMask, fill_holes, gray_levels, otsu_threshold
+from .foreground import ForegroundCache, ForegroundMask, fill_holes, gray_levels, otsu_threshold
 from .functional import (
     adjust_brightness,
     adjust_sharpness,
@@ -23,6 +23,7 @@ from .texture import TextureAugment, TextureParams
 
 __all__ = [
     "AnomalySynthesizer",
+    "ForegroundCache",
     "ForegroundMask",
     "PerlinMask",
     "PerlinParams",

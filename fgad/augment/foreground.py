@@ -9,15 +9,28 @@ hole filling, opening, fallback), batched and without host synchronisation.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .._checks import as_batch, check_image
+from ._cues import CUES, GRAY_CUES
 
-__all__ = ["ForegroundMask", "fill_holes", "gray_levels", "otsu_threshold"]
+__all__ = [
+    "CUES",
+    "FOREGROUND_METHODS",
+    "GRAY_CUES",
+    "ForegroundCache",
+    "ForegroundMask",
+    "fill_holes",
+    "gray_levels",
+    "otsu_threshold",
+    "scaled_odd",
+]
 
 # ITU-R BT.601 luma weights, the ones cv2.COLOR_RGB2GRAY uses.
 _LUMA = (0.299, 0.587, 0.114)
@@ -533,104 +546,273 @@ def _flip_rows(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     return x
 
 
-class ForegroundMask(nn.Module):
-    """The Otsu foreground of each image as a binary object mask.
+#: Foreground methods of :class:`ForegroundMask`.
+FOREGROUND_METHODS = ("auto", "otsu")
+ForegroundMethod = Literal["auto", "otsu"]
 
-    Steps, per image: Otsu's threshold of the grey levels (:func:`otsu_threshold`); the side that
-    is the object (``polarity``); a binary closing (bridges gaps in the object's outline); hole
-    filling (background not connected to the image border becomes foreground); a binary opening
-    (removes specks); the whole-image fallback.
+# Clean-up kernels of the paper's Otsu pipeline (pixels, fixed) and the sizes that "auto" scales with
+# the image: these at 256 x 256.
+_OTSU_CLEANUP = (21, 5)
+_REFERENCE_SIZE = 256
+_CONTRAST_WINDOW = 7
+
+
+def scaled_odd(size: int, height: int, width: int) -> int:
+    """The odd integer nearest ``size * min(H, W) / 256`` (at least 1): a kernel scaled with the image.
+
+    Example:
+        >>> [scaled_odd(21, s, s) for s in (64, 128, 256, 512)]
+        [5, 11, 21, 43]
+    """
+    target = size * min(int(height), int(width)) / _REFERENCE_SIZE
+    return max(1, 2 * math.floor((target - 1.0) / 2.0 + 0.5) + 1)
+
+
+def _hull_rows(masks: torch.Tensor, directions: int = 16) -> torch.Tensor:
+    """A convex polygon around each mask of (B, H, W) bool: the intersection of its ``2 * directions``
+    supporting half-planes (the convex hull, enlarged by at most a pixel or so between the directions).
+
+    Per row only the leftmost and rightmost pixels of the mask matter, so the projections are taken
+    over (B, 2H) points and the result is one interval of columns per row: no loop over the batch and
+    no host synchronisation.
+    """
+    batch, height, width = masks.shape
+    device = masks.device
+    cols = torch.arange(width, device=device, dtype=torch.float32)
+    rows = torch.arange(height, device=device, dtype=torch.float32)
+    occupied = masks.any(dim=2)  # (B, H)
+    big = float(width + height) * 4.0
+    left = torch.where(masks, cols, big).amin(dim=2)
+    right = torch.where(masks, cols, -big).amax(dim=2)
+    angles = torch.arange(directions, device=device, dtype=torch.float32) * (math.pi / directions)
+    cos, sin = torch.cos(angles), torch.sin(angles)  # (K,)
+    # projections of the 2H extreme points on every direction: (B, 2H, K)
+    xs = torch.cat((left, right), dim=1).unsqueeze(2)
+    ys = torch.cat((rows, rows)).view(1, -1, 1)
+    proj = xs * cos + ys * sin
+    valid = torch.cat((occupied, occupied), dim=1).unsqueeze(2)
+    lo = torch.where(valid, proj, big * 4).amin(dim=1)  # (B, K)
+    hi = torch.where(valid, proj, -big * 4).amax(dim=1)
+    # per row y and direction k: lo_k <= x cos_k + y sin_k <= hi_k -> an interval of x (or all / none)
+    y = rows.view(1, height, 1)
+    a, b = lo.unsqueeze(1) - y * sin, hi.unsqueeze(1) - y * sin  # (B, H, K)
+    c = cos.view(1, 1, -1)
+    vertical = c.abs() < 1e-6
+    safe = torch.where(vertical, torch.ones_like(c), c)
+    x0 = torch.where(c > 0, a / safe, b / safe)
+    x1 = torch.where(c > 0, b / safe, a / safe)
+    inside_all = (a <= 0) & (b >= 0)  # a direction along y: the row passes iff 0 is within [a, b]
+    x0 = torch.where(vertical, torch.where(inside_all, -big, big), x0)
+    x1 = torch.where(vertical, torch.where(inside_all, big, -big), x1)
+    start = x0.amax(dim=2) - 0.5  # (B, H); half a pixel of slack for the rounding of the projections
+    stop = x1.amin(dim=2) + 0.5
+    grid = cols.view(1, 1, width)
+    hull = (grid >= start.unsqueeze(2)) & (grid <= stop.unsqueeze(2))
+    any_fg = occupied.any(dim=1).view(batch, 1, 1)
+    return (hull & any_fg) | masks
+
+
+class ForegroundMask(nn.Module):
+    """The foreground (the object) of each image as a binary mask.
+
+    Two methods find the object, then one clean-up makes it whole:
+
+    - ``"auto"`` (default): per image, several cues, each thresholded with Otsu, and the one that
+      separates an object from its background best: grey level, saturation, red-green and
+      yellow-blue opponent colour, the colour distance to the image border's median colour, the
+      chromaticity distance to it (blind to shadows) and local contrast (a textured object on a flat
+      background, or the reverse). For each cue the object is the Otsu class that covers less of the
+      image border; a cue qualifies when that class covers at most ``max_border`` of the border and
+      between ``min_fraction`` and ``max_area`` of the image, and among those the cue with the
+      largest Otsu separability (between-class / total variance) minus its border share wins. An
+      image where no cue qualifies, or where the best separability is below ``min_separability``, is
+      a texture or a surface that fills the frame: its foreground is the whole image
+      (``last_texture``).
+    - ``"otsu"``: the paper's grey-level Otsu (:func:`otsu_threshold`, identical to OpenCV's), with
+      the object side chosen by ``polarity``; kept for reproducing the paper.
+
+    Clean-up, per image: a binary closing (bridges gaps in the object's outline), hole filling
+    (background not connected to the image border becomes foreground), a binary opening (removes
+    specks), optionally the convex hull (``hull``), and the whole-image fallback.
 
     Args:
-        polarity: which Otsu class is the object: ``"bright"`` (level > t), ``"dark"``
-            (level <= t) or ``"auto"``: per image, the class with fewer pixels on the image border
-            (the object rarely fills the frame edge; ties go to bright).
+        method: ``"auto"`` or ``"otsu"`` (see above).
+        polarity: ``"otsu"`` only: which Otsu class is the object: ``"bright"`` (level > t),
+            ``"dark"`` (level <= t) or ``"auto"``: per image, the class with fewer pixels on the image
+            border (the object rarely fills the frame edge; ties go to bright).
         min_fraction: an image whose final mask covers less than this fraction of its pixels (or
-            nothing), or a constant image (no threshold separates anything), falls back to the
-            whole image, so anomalies can still be placed (DRAEM behaviour for that image).
+            nothing), or a constant image, falls back to the whole image, so anomalies can still be
+            placed (DRAEM behaviour for that image).
         cleanup: ``(close, open)`` odd square kernel sizes in pixels, 0 to skip one; an int k means
-            ``(k, k)``, 0 no clean-up at all. The closing runs before hole filling, the opening
-            after it. The closing sees background past the image edge (an object is not glued to the
-            edge), the opening foreground (an object cut by the edge is not eroded from it). Default
-            ``(21, 5)``, chosen on 256 x 256 photos (MVTec-like): grey-level Otsu often finds only
-            an object's darker rim and shadow, a ring whose lit side has gaps; closing by 21
-            bridges gaps up to 20 pixels so that the filled object is whole (26 of the 28 demo
-            hazelnuts, against 24 with a closing by 15), and opening by 5 removes specks
-            up to 4 pixels wide (the raw Otsu masks of the demo photos have 15-100 components).
-            Scale both with the image size; a ring with a wider gap stays a ring.
+            ``(k, k)``, 0 no clean-up at all; ``None`` (default): the method's own, ``(21, 5)`` for
+            ``"otsu"`` at every image size (the paper pipeline, bit for bit), and for ``"auto"`` the
+            same sizes scaled with the image (:func:`scaled_odd`: ``(21, 5)`` at 256 px, ``(11, 3)``
+            at 128 px). The closing runs before hole filling, the opening after it. The closing sees
+            background past the image edge (an object is not glued to the edge), the opening
+            foreground (an object cut by the edge is not eroded from it).
         fill_holes: fill the holes of the (closed) mask: background regions not 4-connected to the
-            image border become foreground (:func:`fill_holes`; the hole filling only adds
-            enclosed background pixels and never removes foreground). An image on which the
-            bounded search does not finish stays unfilled (``last_filled`` false).
+            image border become foreground (:func:`fill_holes`; it only adds enclosed background
+            pixels and never removes foreground). An image on which the bounded search does not
+            finish stays unfilled (``last_filled`` false).
+        hull: replace each mask by its convex hull (after the opening): closes cracks that open an
+            object to the background and bites that a shadow or a highlight takes out of its side.
+        max_border: ``"auto"`` only: the largest share of the image border an object class may cover.
+        max_area: ``"auto"`` only: the largest share of the image an object class may cover.
+        min_separability: ``"auto"`` only: below this Otsu separability no cue separates an object.
 
     Shape:
-        Input (B, C, H, W) floating in [0, 1], C in {1, 3}; output (B, 1, H, W) in {0, 1} with the
-        input's dtype. A single image (C, H, W) gives a mask (1, H, W).
+        Input (B, C, H, W) or (C, H, W) floating in [0, 1], C in {1, 3}; output (B, 1, H, W)
+        (or (1, H, W)) in {0, 1} with the input's dtype.
 
     Convention:
-        Grey levels are ``floor(255 * luma + 0.5)`` with ITU-R BT.601 weights (see
-        :func:`gray_levels`), thresholded with :func:`otsu_threshold` (OpenCV's Otsu). Deterministic:
-        no random values; batched, no host synchronisation. Diagnostics of the last call, each (B,):
-        ``last_threshold`` (Otsu levels), ``last_bright`` (chosen polarity), ``last_filled``
-        (hole filling completed; true when ``fill_holes`` is off), ``last_fallback`` (the
-        returned mask is the whole image).
-        With ``cleanup=0`` and ``fill_holes=False`` the mask is exactly Otsu's class (or the
-        fallback); with ``cleanup=0`` and ``fill_holes=True`` it is
+        Deterministic: no random values; batched, no host synchronisation (on accelerators).
+        Diagnostics of the last call, each (B,): ``last_threshold`` (Otsu level of the chosen cue),
+        ``last_bright`` (the object is the upper Otsu class), ``last_filled`` (hole filling
+        completed; true when ``fill_holes`` is off), ``last_fallback`` (the returned mask is the whole
+        image, for any reason), and for ``"auto"`` ``last_cue`` (index into
+        :data:`fgad.augment.foreground.CUES`, of the grey cues :data:`GRAY_CUES` for C = 1),
+        ``last_separability`` and ``last_texture`` (no cue separated an object).
+        ``"otsu"`` grey levels are ``floor(255 * luma + 0.5)`` with ITU-R BT.601 weights
+        (:func:`gray_levels`). With ``cleanup=0`` and ``fill_holes=False`` the ``"otsu"`` mask is
+        exactly Otsu's class (or the fallback); with ``fill_holes=True`` it is
         ``scipy.ndimage.binary_fill_holes`` of that class where ``last_filled``.
 
     Example:
         >>> img = torch.zeros(1, 1, 32, 32)
         >>> img[..., 8:24, 8:24] = 0.8
         >>> img[..., 14:18, 14:18] = 0.0  # a dark spot inside the object
-        >>> ForegroundMask()(img)[0, 0].sum().item()  # filled: the whole 16 x 16 square
+        >>> ForegroundMask("otsu")(img)[0, 0].sum().item()  # filled: the whole 16 x 16 square
         256.0
-        >>> ForegroundMask(cleanup=0, fill_holes=False)(img)[0, 0].sum().item()
+        >>> ForegroundMask("otsu", cleanup=0, fill_holes=False)(img)[0, 0].sum().item()
         240.0
     """
 
     def __init__(
         self,
+        method: ForegroundMethod = "auto",
         polarity: Polarity = "auto",
         min_fraction: float = 0.01,
-        cleanup: int | tuple[int, int] = (21, 5),
+        cleanup: int | tuple[int, int] | None = None,
         fill_holes: bool = True,
+        hull: bool = False,
+        *,
+        max_border: float = 0.2,
+        max_area: float = 0.95,
+        min_separability: float = 0.5,
+        vote_margin: float = 0.15,
     ) -> None:
         super().__init__()
+        if method not in FOREGROUND_METHODS:
+            raise ValueError(f"method must be one of {FOREGROUND_METHODS}, got {method!r}")
         if polarity not in ("auto", "bright", "dark"):
             raise ValueError(f"polarity must be 'auto', 'bright' or 'dark', got {polarity!r}")
-        if not 0.0 <= float(min_fraction) <= 1.0:
-            raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction}")
-        if not isinstance(fill_holes, bool):
-            raise TypeError(f"fill_holes must be a bool, got {fill_holes!r}")
+        for name, value in (
+            ("min_fraction", min_fraction), ("max_border", max_border), ("max_area", max_area),
+            ("min_separability", min_separability),
+        ):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        for name, flag in (("fill_holes", fill_holes), ("hull", hull)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        self.method = method
         self.polarity = polarity
         self.min_fraction = float(min_fraction)
-        self.cleanup = _cleanup_sizes(cleanup)
+        self.cleanup = None if cleanup is None else _cleanup_sizes(cleanup)
         self.fill_holes = fill_holes
+        self.hull = hull
+        self.max_border = float(max_border)
+        self.max_area = float(max_area)
+        self.min_separability = float(min_separability)
+        self.vote_margin = float(vote_margin)
         self.last_threshold: torch.Tensor | None = None
         self.last_bright: torch.Tensor | None = None
         self.last_filled: torch.Tensor | None = None
         self.last_fallback: torch.Tensor | None = None
+        self.last_cue: torch.Tensor | None = None
+        self.last_separability: torch.Tensor | None = None
+        self.last_texture: torch.Tensor | None = None
 
-    def foreground(self, images: torch.Tensor) -> torch.Tensor:
-        """Boolean foreground (B, 1, H, W); the structural checks are the caller's."""
+    def cleanup_sizes(self, height: int, width: int) -> tuple[int, int]:
+        """The ``(close, open)`` kernel sizes used for images of ``height`` x ``width``."""
+        if self.cleanup is not None:
+            return self.cleanup
+        if self.method == "otsu":
+            return _OTSU_CLEANUP
+        return scaled_odd(_OTSU_CLEANUP[0], height, width), scaled_odd(_OTSU_CLEANUP[1], height, width)
+
+    def _otsu_split(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         levels = gray_levels(images)
         hist = _histograms(levels)
         threshold = _otsu_from_histograms(hist)
         batch = levels.shape[0]
-        device = levels.device
-        view = (batch, 1, 1, 1)
         # bright is level > t; dark is not (level > t): one comparison and one flip.
-        fg = levels > threshold.to(torch.uint8).view(view)
+        fg = levels > threshold.to(torch.uint8).view(batch, 1, 1, 1)
         if self.polarity == "auto":
             height, width = levels.shape[-2:]
             n_border = 2 * (height + width) - 4 if height > 1 and width > 1 else height * width
             bright = _border_counts(fg) * 2 <= n_border
         else:
-            bright = torch.full((batch,), self.polarity == "bright", dtype=torch.bool, device=device)
-        if device.type != "cpu" or not bool(bright.all()):
+            bright = torch.full((batch,), self.polarity == "bright", dtype=torch.bool, device=levels.device)
+        if levels.device.type != "cpu" or not bool(bright.all()):
             fg = _flip_rows(fg, ~bright)
-        close, open_ = self.cleanup
-        masks = fg[:, 0]
+        constant = (hist > 0).sum(dim=1) <= 1
+        return fg[:, 0], threshold, bright, constant
+
+    def _auto_split(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        from ._cues import cue_levels, otsu_separability
+
+        batch, _, full_h, full_w = images.shape
+        levels = cue_levels(images, scaled_odd(_CONTRAST_WINDOW, full_h, full_w))
+        cues, height, width = levels.shape[1:]
+        flat = levels.view(batch * cues, 1, height, width)
+        threshold, eta = otsu_separability(_histograms(flat))
+        threshold, eta = threshold.view(batch, cues), eta.view(batch, cues)
+        upper = levels > threshold.to(torch.uint8).view(batch, cues, 1, 1)
+        n_border = 2 * (height + width) - 4 if height > 1 and width > 1 else height * width
+        border_upper = _border_counts(upper.view(batch * cues, height, width)).view(batch, cues)
+        bright = border_upper * 2 <= n_border
+        object_border = torch.where(bright, border_upper, n_border - border_upper).double() / n_border
+        area_upper = _count_true(upper.view(batch * cues, -1)).view(batch, cues).double() / (height * width)
+        object_area = torch.where(bright, area_upper, 1.0 - area_upper)
+        ok = (
+            (object_border <= self.max_border)
+            & (object_area >= max(self.min_fraction, 1e-9))
+            & (object_area <= self.max_area)
+            & (eta > 0)
+        )
+        rating = torch.where(ok, eta - object_border, torch.full_like(eta, -math.inf))
+        best = rating.argmax(dim=1, keepdim=True)  # (B, 1)
+        best_eta = eta.gather(1, best).squeeze(1)
+        texture = ~ok.any(dim=1) | (best_eta < self.min_separability)
+        chosen_bright = bright.gather(1, best).squeeze(1)
+        # Every cue that separates nearly as well as the best one votes; a pixel is the object where
+        # at least half of them say so. Each cue tends to miss a different part of an object (a
+        # shaded side, a highlight, a pale patch) and to take in a different part of the background
+        # (a shadow), so the vote is steadier than any single cue.
+        voters = ok & (eta >= (best_eta - self.vote_margin).unsqueeze(1))
+        objects = upper ^ ~bright.view(batch, cues, 1, 1)
+        votes = (objects & voters.view(batch, cues, 1, 1)).sum(dim=1, keepdim=True, dtype=torch.int16)
+        fg = votes * 2 >= voters.sum(dim=1, dtype=torch.int16).view(batch, 1, 1, 1)
+        if (height, width) != (full_h, full_w):
+            # back to full size with smooth (bilinear) outlines rather than blocks
+            smooth = F.interpolate(fg.float(), (full_h, full_w), mode="bilinear", align_corners=False)
+            fg = smooth > 0.5
+        fg = fg[:, 0].contiguous()
+        self.last_cue, self.last_separability, self.last_texture = best.squeeze(1), best_eta, texture
+        return fg, threshold.gather(1, best).squeeze(1), chosen_bright, texture
+
+    def foreground(self, images: torch.Tensor) -> torch.Tensor:
+        """Boolean foreground (B, 1, H, W) of (B, C, H, W) images; the structural checks are the caller's."""
+        if self.method == "otsu":
+            self.last_cue = self.last_separability = self.last_texture = None
+            masks, threshold, bright, whole = self._otsu_split(images)
+        else:
+            masks, threshold, bright, whole = self._auto_split(images)
+        batch, height, width = masks.shape
+        device = masks.device
+        close, open_ = self.cleanup_sizes(height, width)
         if close:
             masks = _close(masks, close)
         filled = torch.ones(batch, dtype=torch.bool, device=device)
@@ -638,17 +820,74 @@ class ForegroundMask(nn.Module):
             masks, filled = fill_holes(masks)
         if open_:
             masks = _dilate(_erode(masks, open_), open_)
-        n_total = masks.shape[1] * masks.shape[2]
+        if self.hull:
+            # The hull of the components that do not touch the image border (the object, without
+            # clutter cut by the frame), or of everything when every component touches it.
+            enclosed, _ = fill_holes(~masks)
+            interior = enclosed & masks
+            big = _count_true(interior).to(torch.float64) >= max(self.min_fraction, 1e-9) * height * width
+            masks = _hull_rows(torch.where(big.view(batch, 1, 1), interior, masks))
+        n_total = height * width
         count = _count_true(masks)
-        constant = (hist > 0).sum(dim=1) <= 1
-        fallback = constant | (count == 0) | (count.to(torch.float64) < self.min_fraction * n_total)
+        fallback = whole | (count == 0) | (count.to(torch.float64) < self.min_fraction * n_total)
         self.last_threshold, self.last_bright = threshold, bright
         self.last_filled, self.last_fallback = filled, fallback
         return (masks | fallback.view(batch, 1, 1)).unsqueeze(1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Foreground masks (B, 1, H, W) in {0, 1}, in the dtype of ``images``; (1, H, W) for one image."""
+        """Foreground masks (B, 1, H, W) in {0, 1} ((1, H, W) for one image) in the dtype of ``images``."""
+        batch, single = as_batch(images, "images")
+        check_image(batch, "images")
+        out = self.foreground(batch).to(images.dtype)
+        return out[0] if single else out
+
+
+class ForegroundCache:
+    """Foregrounds computed once per image and reused: a training image's object does not move.
+
+    ``cache(keys, images)`` returns the (B, 1, H, W) bool foreground of each image, computing it (in one
+    batched call of ``foreground``) only for keys it has not seen; pass the masks to
+    ``AnomalySynthesizer(...)(images, foreground=masks)``, which rotates them with the images it
+    rotates. Keys are any hashable per-image identifiers (file paths, data set indices).
+
+    Args:
+        foreground: a :class:`ForegroundMask` or a method name (``"auto"``, ``"otsu"``).
+
+    Convention:
+        The cached mask is exactly ``foreground`` of the image as first seen (same size); an image
+        that comes back with another size is computed again. Masks stay on the images' device.
+
+    Example:
+        >>> cache = ForegroundCache("otsu")
+        >>> images = torch.rand(2, 3, 32, 32)
+        >>> masks = cache(["a.png", "b.png"], images)
+        >>> torch.equal(masks, ForegroundMask("otsu").foreground(images)), len(cache)
+        (True, 2)
+    """
+
+    def __init__(self, foreground: ForegroundMask | str = "auto") -> None:
+        self.foreground = foreground if isinstance(foreground, ForegroundMask) else ForegroundMask(foreground)
+        self._masks: dict[object, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def clear(self) -> None:
+        """Forget every cached mask."""
+        self._masks.clear()
+
+    def __call__(self, keys: list | tuple, images: torch.Tensor) -> torch.Tensor:
         images, single = as_batch(images, "images")
-        check_image(images, "images")
-        masks = self.foreground(images).to(images.dtype)
+        check_image(images, "images", check_range=False)
+        keys = list(keys)
+        if len(keys) != images.shape[0]:
+            raise ValueError(f"got {len(keys)} keys for {images.shape[0]} images")
+        size = tuple(images.shape[-2:])
+        missing = [i for i, k in enumerate(keys) if k not in self._masks or self._masks[k].shape[-2:] != size]
+        if missing:
+            rows = torch.tensor(missing, device=images.device)
+            fresh = self.foreground.foreground(images.index_select(0, rows))
+            for j, i in enumerate(missing):
+                self._masks[keys[i]] = fresh[j]
+        masks = torch.stack([self._masks[k] for k in keys])
         return masks[0] if single else masks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,7 +14,7 @@ from torch import nn
 
 from .._checks import as_batch, check_image, is_validating, validation
 from ._params import ParamsMixin, sample_device
-from .foreground import ForegroundMask, Polarity, _any_true
+from .foreground import FOREGROUND_METHODS, ForegroundMask, Polarity, _any_true
 from .functional import _new_buffer, _new_like
 from .perlin import PerlinMask, PerlinParams, _evaluate, _sample_gradients
 from .texture import TextureAugment, TextureParams
@@ -163,18 +164,69 @@ def _rotate(images: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     return out.clamp_(0.0, 1.0).to(images.dtype)
 
 
+def _rotate_masks(masks: torch.Tensor, params: SynthesisParams, on_cpu: bool) -> torch.Tensor:
+    """(B, 1, H, W) bool masks rotated like the images drawn for rotation (bilinear, reflected
+    border, as the images; then > 0.5)."""
+    if on_cpu:
+        turned = params.rotate.nonzero().squeeze(1)
+        if turned.numel() == 0:
+            return masks
+        rotated = _rotate(masks[turned].to(torch.float32), params.image_angle[turned]) > 0.5
+        return masks.clone().index_copy_(0, turned, rotated)
+    rotated = _rotate(masks.to(torch.float32), params.image_angle) > 0.5
+    return torch.where(params.rotate.view(-1, 1, 1, 1), rotated, masks)
+
+
+def _given_foreground(
+    foreground: torch.Tensor | Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, single: bool
+) -> torch.Tensor:
+    """A call's own foreground as (B, 1, H, W) bool, checked against the images."""
+    batch, _, height, width = images.shape
+    source = "foreground"
+    if callable(foreground) and not isinstance(foreground, torch.Tensor):
+        with torch.no_grad():
+            masks = foreground(images)
+        source = "the foreground callable's result"
+        if not isinstance(masks, torch.Tensor):
+            raise TypeError(f"{source} must be a torch.Tensor (B, 1, H, W), got {type(masks).__name__}")
+    elif isinstance(foreground, torch.Tensor):
+        masks = foreground.unsqueeze(0) if single and foreground.ndim == 3 else foreground
+    else:
+        raise TypeError(
+            f"foreground must be masks (B, 1, H, W), a callable images -> masks, or None, got "
+            f"{type(foreground).__name__}"
+        )
+    if tuple(masks.shape) != (batch, 1, height, width):
+        raise ValueError(
+            f"{source} must have shape {(batch, 1, height, width)} (the images'), got {tuple(masks.shape)}"
+        )
+    if masks.device != images.device:
+        raise ValueError(f"{source} must be on the images' device {images.device}, got {masks.device}")
+    if masks.dtype != torch.bool:
+        if not (masks.is_floating_point() or masks.dtype == torch.uint8):
+            raise TypeError(f"{source} must be bool, uint8 or floating in {{0, 1}}, got dtype {masks.dtype}")
+        if is_validating() and bool(((masks != 0) & (masks != 1)).any()):
+            raise ValueError(f"{source} must be binary (values 0 and 1 only)")
+        masks = masks != 0
+    return masks.contiguous()
+
+
 class AnomalySynthesizer(nn.Module):
-    """Synthetic anomalies on the object: Perlin mask x Otsu foreground, filled with an altered texture.
+    """Synthetic anomalies on the object: Perlin mask x foreground, filled with an altered texture.
 
     For each image I (rotated first with probability ``image_rotation_prob``), a Perlin mask P_m and
-    the Otsu foreground I_m give the anomaly mask M = P_m * I_m (Eq. 1); the texture source D (one
+    the foreground I_m give the anomaly mask M = P_m * I_m (Eq. 1); the texture source D (one
     texture per sample, altered by :class:`TextureAugment`) is blended into it:
     ``I_A = (1 - beta) (I * M) + beta (D * M) + I * (1 - M)`` (Eq. 2, with the last term ``1 - M``:
     the paper's ``1 - P_m`` would black out background pixels inside the blob). beta is
     ``texture_opacity``, the weight of the texture (DRAEM's beta weights the image instead).
 
     Args:
-        foreground: ``"otsu"`` (the method) or ``None`` (the DRAEM baseline: P_m alone).
+        foreground: where anomalies may go. ``"auto"`` (default: :class:`ForegroundMask`'s
+            colour- and contrast-aware object mask, whole-frame for textures), ``"otsu"`` (the paper's
+            grey-level Otsu mask), a :class:`ForegroundMask` (any of its options), or ``None`` (the
+            DRAEM baseline: P_m alone, anywhere in the image). A call can override it with its own
+            masks or a callable (see :meth:`forward`).
         anomaly_prob: probability that a sample gets an anomaly (DRAEM: 0.5).
         texture_opacity: (lo, hi) range of beta, uniform per sample (paper: (0.1, 1.0)).
         image_rotation_prob: probability that an input image is rotated (paper: 0.3).
@@ -182,7 +234,7 @@ class AnomalySynthesizer(nn.Module):
         perlin: a :class:`PerlinMask` (default: threshold 0.5, 2**0..2**5 cells, +-90 degrees).
         texture_augment: a :class:`TextureAugment` (default: 3 of 6 ops per sample).
         polarity, min_fraction, cleanup, fill_holes: passed to :class:`ForegroundMask` (same
-            defaults: a closed, hole-filled, opened Otsu object mask).
+            defaults) when ``foreground`` is a method name.
         ensure_anomaly: when a sample's Perlin blob misses the foreground (or the noise stays below
             the threshold), lower that sample's threshold to 80% of the noise peak on the foreground,
             so every anomalous sample gets a non-empty mask. ``False`` keeps DRAEM's behaviour
@@ -230,7 +282,7 @@ class AnomalySynthesizer(nn.Module):
 
     def __init__(
         self,
-        foreground: Literal["otsu"] | None = "otsu",
+        foreground: Literal["auto", "otsu"] | ForegroundMask | None = "auto",
         anomaly_prob: float = 0.5,
         texture_opacity: tuple[float, float] = (0.1, 1.0),
         image_rotation_prob: float = 0.3,
@@ -240,13 +292,17 @@ class AnomalySynthesizer(nn.Module):
         texture_augment: TextureAugment | None = None,
         polarity: Polarity = "auto",
         min_fraction: float = 0.01,
-        cleanup: int | tuple[int, int] = (21, 5),
+        cleanup: int | tuple[int, int] | None = None,
         fill_holes: bool = True,
         ensure_anomaly: bool = True,
     ) -> None:
         super().__init__()
-        if foreground not in ("otsu", None):
-            raise ValueError(f"foreground must be 'otsu' or None, got {foreground!r}")
+        named = isinstance(foreground, str) and foreground in FOREGROUND_METHODS
+        if not (foreground is None or named or isinstance(foreground, ForegroundMask)):
+            raise ValueError(
+                f"foreground must be one of {FOREGROUND_METHODS}, a ForegroundMask or None, "
+                f"got {foreground!r}"
+            )
         self.anomaly_prob = _probability("anomaly_prob", anomaly_prob)
         self.image_rotation_prob = _probability("image_rotation_prob", image_rotation_prob)
         self.texture_opacity = _range("texture_opacity", texture_opacity, 0.0, 1.0)
@@ -258,12 +314,12 @@ class AnomalySynthesizer(nn.Module):
         self.perlin = perlin if perlin is not None else PerlinMask()
         self.texture_augment = texture_augment if texture_augment is not None else TextureAugment(num_ops=3)
         self.ensure_anomaly = bool(ensure_anomaly)
-        self.foreground_mask = (
-            ForegroundMask(
-                polarity=polarity, min_fraction=min_fraction, cleanup=cleanup, fill_holes=fill_holes
+        if isinstance(foreground, str):
+            foreground = ForegroundMask(
+                foreground, polarity=polarity, min_fraction=min_fraction, cleanup=cleanup,
+                fill_holes=fill_holes,
             )
-            if foreground == "otsu" else None
-        )
+        self.foreground_mask: ForegroundMask | None = foreground
         self.last_params: SynthesisParams | None = None
         self._bank_cache: tuple[weakref.ref, int, tuple, torch.Tensor] | None = None
 
@@ -380,8 +436,22 @@ class AnomalySynthesizer(nn.Module):
         *,
         generator: torch.Generator | None = None,
         params: SynthesisParams | None = None,
+        foreground: torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> SynthesisResult:
-        """Synthesise anomalies for a batch; see the class docstring for shapes and conventions."""
+        """Synthesise anomalies for a batch; see the class docstring for shapes and conventions.
+
+        Args:
+            images: (B, C, H, W) or (C, H, W) floating in [0, 1].
+            textures: per-sample textures, a bank, or None (see the class docstring).
+            generator: the random source of the sampled params.
+            params: replay these params instead of sampling.
+            foreground: this call's foreground, overriding the constructor's: masks (B, 1, H, W) (or
+                (1, H, W) for a single image), bool or floating in {0, 1}, of the images *before*
+                rotation (they are rotated with the images that are rotated), or a callable that maps
+                the (unrotated) images (B, C, H, W) to such masks, e.g. a segmentation model. ``None``
+                (default): not given, the constructor's ``foreground`` decides (to place anomalies
+                anywhere, construct with ``foreground=None``).
+        """
         images, single = as_batch(images, "images")
         if single and isinstance(textures, torch.Tensor) and textures.ndim == 3:
             textures = textures.unsqueeze(0)
@@ -408,8 +478,11 @@ class AnomalySynthesizer(nn.Module):
             if bank_size is not None and is_validating() and bool((params.texture_index >= bank_size).any()):
                 raise ValueError(f"params.texture_index must be < the bank size {bank_size}")
         self.last_params = params
+        given_fg = None
+        if foreground is not None:
+            given_fg = _given_foreground(foreground, images, single)
         with torch.no_grad(), validation(False):
-            result = self._synthesize(images, textures, bank_size, params, size, dtype)
+            result = self._synthesize(images, textures, bank_size, params, size, dtype, given_fg)
         return result.first() if single else result
 
     def _synthesize(
@@ -420,6 +493,7 @@ class AnomalySynthesizer(nn.Module):
         params: SynthesisParams,
         size: tuple[int, int],
         dtype: torch.dtype,
+        given_fg: torch.Tensor | None = None,
     ) -> SynthesisResult:
         batch = images.shape[0]
         on_cpu = images.device.type == "cpu"
@@ -449,8 +523,11 @@ class AnomalySynthesizer(nn.Module):
         noise = self.perlin.noise(params.perlin, size)
         foreground = None
         offset = 0.0
-        if self.foreground_mask is not None:
+        if given_fg is not None:
+            foreground = _rotate_masks(given_fg, params, on_cpu)
+        elif self.foreground_mask is not None:
             foreground = self.foreground_mask.foreground(target)
+        if foreground is not None:
             # Lift the noise on the object by 4 (object in [3, 5], background in [-1, 1]): then one
             # comparison with a threshold above 1 is P_m * I_m, and a plain add is much cheaper than
             # a boolean select over the image.

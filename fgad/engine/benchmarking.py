@@ -140,7 +140,9 @@ def parse_data(text: str) -> DataSpec:
     kind, category = parts[0], parts[-1]
     root = ":".join(parts[1:-1])
     if kind not in LABELLED_DATASETS:
-        raise ValueError(f"data set kind must be one of {LABELLED_DATASETS} (a labelled test split), got {kind!r}")
+        raise ValueError(
+            f"data set kind must be one of {LABELLED_DATASETS} (a labelled test split), got {kind!r}"
+        )
     if not root or not category:
         raise ValueError(f"data set {text!r} needs a root and a category")
     return DataSpec(_check_name("data set", name or category), kind, root, category)
@@ -246,7 +248,9 @@ def expand_grid(
     common = dict(overrides or {})
     for reserved in ("dataset", "root", "category", "seed", "output"):
         if reserved in common or any(reserved in v.overrides for v in variants):
-            raise ValueError(f"{reserved!r} is set by the grid (data set / seed / run folder), not by overrides")
+            raise ValueError(
+                f"{reserved!r} is set by the grid (data set / seed / run folder), not by overrides"
+            )
     runs = Path(output) / "runs"
     cells = []
     for seed in seeds:
@@ -283,7 +287,10 @@ def _test_outputs(net: Any, data: Any, batch_size: int) -> dict[str, Any]:
             labels.append(batch["label"].float())
             masks.append(batch["mask"].float())
     return {
-        "maps": torch.cat(maps), "scores": torch.cat(scores), "labels": torch.cat(labels), "masks": torch.cat(masks)
+        "maps": torch.cat(maps),
+        "scores": torch.cat(scores),
+        "labels": torch.cat(labels),
+        "masks": torch.cat(masks),
     }
 
 
@@ -405,7 +412,9 @@ def _launch(cell: BenchmarkCell, threads: int) -> dict[str, Any] | None:
     with open(run_dir / "cell.log", "ab") as log:
         code = subprocess.call(
             [sys.executable, "-m", "fgad.engine.benchmarking", os.fspath(cell_file)],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     if code != 0:
         return None
@@ -485,7 +494,10 @@ def benchmark(
         if progress:
             print(f"fgad benchmark: {text}", file=sys.stderr, flush=True)
 
-    say(f"{len(cells)} cells, {len(results)} done, {len(todo)} to run ({jobs} at a time, {threads} thread(s) each)")
+    say(
+        f"{len(cells)} cells, {len(results)} done, {len(todo)} to run "
+        f"({jobs} at a time, {threads} thread(s) each)"
+    )
     failed: list[str] = []
 
     def work(cell: BenchmarkCell) -> None:
@@ -549,7 +561,9 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "data": data,
             "variant": variant,
             "seeds": [r["seed"] for r in rows],
-            "metrics": {k: _mean_std([r["metrics"][k] for r in rows if k in r["metrics"]]) for k in metric_names},
+            "metrics": {
+                k: _mean_std([r["metrics"][k] for r in rows if k in r["metrics"]]) for k in metric_names
+            },
             "score_rules": {
                 k: _mean_std([r["score_rules"][k] for r in rows if k in r.get("score_rules", {})])
                 for k in rule_names
@@ -564,9 +578,15 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         }
         cells.append(cell)
     runs = [
-        {"data": r["data"], "variant": r["variant"], "seed": r["seed"], "final_weights": r.get("final_weights"),
-         "minutes": r.get("minutes"), **r["metrics"],
-         **{f"image_auroc[{k}]": v for k, v in r.get("score_rules", {}).items()}}
+        {
+            "data": r["data"],
+            "variant": r["variant"],
+            "seed": r["seed"],
+            "final_weights": r.get("final_weights"),
+            "minutes": r.get("minutes"),
+            **r["metrics"],
+            **{f"image_auroc[{k}]": v for k, v in r.get("score_rules", {}).items()},
+        }
         for r in results
     ]
     return {"cells": cells, "runs": runs}
@@ -609,7 +629,9 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
         for c in cells:
             for w, stats in c["weights"].items():
                 lines.append(
-                    f"| {c['data']} | {c['variant']} | {w} | " + " | ".join(_pm(stats[k]) for k in MAIN_METRICS) + " |"
+                    f"| {c['data']} | {c['variant']} | {w} | "
+                    + " | ".join(_pm(stats[k]) for k in MAIN_METRICS)
+                    + " |"
                 )
     lines += ["", "mean ± standard deviation over seeds (n - 1 in the denominator)."]
     return "\n".join(lines) + "\n"
@@ -655,7 +677,9 @@ def _plot(summary: Mapping[str, Any]) -> bytes:
     datasets = list(dict.fromkeys(c["data"] for c in summary["cells"]))
     variants = list(dict.fromkeys(c["variant"] for c in summary["cells"]))
     fig, axes = plt.subplots(
-        len(datasets), len(MAIN_METRICS), figsize=(3.6 * len(MAIN_METRICS), 0.6 + 2.8 * len(datasets)),
+        len(datasets),
+        len(MAIN_METRICS),
+        figsize=(3.6 * len(MAIN_METRICS), 0.6 + 2.8 * len(datasets)),
         squeeze=False,
     )
     for i, data in enumerate(datasets):

@@ -20,7 +20,8 @@ __all__ = ["PRESETS", "TrainConfig", "get_preset", "list_presets"]
 #: Data set layouts with a labelled test split (good and defective images, defect masks).
 LABELLED_DATASETS = ("mvtec", "btad")
 DATASET_KINDS = (*LABELLED_DATASETS, "folder")
-FOREGROUND_MODES = ("otsu", None)
+#: ``TrainConfig.foreground`` values: a ForegroundMask method, or None (anomalies anywhere).
+FOREGROUND_MODES = ("auto", "otsu", None)
 FINAL_WEIGHTS = ("best", "last")
 INIT_SCHEMES = ("draem", "torch")
 
@@ -59,8 +60,13 @@ class TrainConfig:
         weight_decay: Adam weight decay (0 in the paper).
         ssim_weight: lambda in L_rec = lambda * L_SSIM + L_2.
         focal_gamma: focusing parameter of the focal segmentation loss.
-        foreground: ``"otsu"`` (foreground-enhanced synthesis, the paper) or None (plain DRAEM
-            Perlin masks anywhere in the image).
+        foreground: where synthetic anomalies go: ``"auto"`` (the object found by colour, contrast
+            and grey-level cues; the whole frame for textures; see fgad.augment.ForegroundMask),
+            ``"otsu"`` (the paper's grey-level Otsu foreground) or None (plain DRAEM Perlin masks
+            anywhere in the image).
+        cache_foreground: compute each training image's foreground once, on the unrotated image,
+            and rotate it with the image when the synthesizer rotates the image (instead of
+            computing it on the rotated image at every step).
         anomaly_prob: fraction of training samples that receive a synthetic anomaly.
         textures: a folder of anomaly-source textures (DTD layout or any folder), or None for the
             synthesizer's built-in procedural textures.
@@ -112,7 +118,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     ssim_weight: float = 1.0
     focal_gamma: float = 2.0
-    foreground: str | None = "otsu"
+    foreground: str | None = "auto"
+    cache_foreground: bool = False
     anomaly_prob: float = 0.5
     textures: str | None = None
     val_fraction: float = 0.1
@@ -182,7 +189,9 @@ class TrainConfig:
         if self.weight_decay < 0 or self.ssim_weight < 0 or self.focal_gamma < 0:
             raise ValueError("weight_decay, ssim_weight and focal_gamma must be >= 0")
         if self.foreground not in FOREGROUND_MODES:
-            raise ValueError(f"foreground must be 'otsu' or None, got {self.foreground!r}")
+            raise ValueError(f"foreground must be one of {FOREGROUND_MODES}, got {self.foreground!r}")
+        if not isinstance(self.cache_foreground, bool):
+            raise TypeError(f"cache_foreground must be a bool, got {self.cache_foreground!r}")
         if not 0.0 <= self.anomaly_prob <= 1.0:
             raise ValueError(f"anomaly_prob must be in [0, 1], got {self.anomaly_prob!r}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -286,8 +295,9 @@ def _positive_int(name: str, value: object) -> None:
 
 def _paper(**overrides: Any) -> TrainConfig:
     """The paper's recipe: fgad (default widths), 256 x 256, batch 16, Adam 1e-4, 700 epochs,
-    lr x 0.2 at 80 % / 90 % of the epochs, lambda = 1, Otsu foreground."""
-    return TrainConfig(**overrides)
+    lr x 0.2 at 80 % / 90 % of the epochs, lambda = 1, and the paper's grey-level Otsu foreground
+    (``foreground="otsu"``; the other presets use ``"auto"``)."""
+    return TrainConfig(**{"foreground": "otsu", **overrides})
 
 
 def _cpu(**overrides: Any) -> TrainConfig:

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from fgad.engine.config import LABELLED_DATASETS
 from fgad.engine._common import autocast, find_run_dir, load_detector, make_dataset, read_run_file
+from fgad.engine.config import LABELLED_DATASETS
 from fgad.engine.distributed import resolve_device
 from fgad.engine.logging import format_summary
 from fgad.engine.report import metrics_markdown, save_curves, save_overlay, write_metrics
@@ -89,7 +89,9 @@ def evaluate(
             "evaluate needs dataset, root and categories (given, or read from a run directory's config.json)"
         )
     if dataset not in LABELLED_DATASETS:
-        raise ValueError(f"evaluate needs a labelled test split: dataset in {LABELLED_DATASETS}, got {dataset!r}")
+        raise ValueError(
+            f"evaluate needs a labelled test split: dataset in {LABELLED_DATASETS}, got {dataset!r}"
+        )
     if isinstance(categories, str):
         categories = [categories]
     if overlays is not None and overlays < 0:

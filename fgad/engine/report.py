@@ -323,7 +323,7 @@ def synthesis_grid(
 
     Args:
         images: (B, C, H, W) float [0, 1] clean images.
-        synthesizer: an :class:`fgad.augment.AnomalySynthesizer` (default: Otsu foreground,
+        synthesizer: an :class:`fgad.augment.AnomalySynthesizer` (default: ``"auto"`` foreground,
             ``anomaly_prob=1`` so every row shows an anomaly).
         textures: texture bank for the synthesizer or None (procedural textures).
         generator: random generator on the images' device (seeded for a reproducible grid).
@@ -338,7 +338,7 @@ def synthesis_grid(
     if synthesizer is None:
         from fgad.augment import AnomalySynthesizer
 
-        synthesizer = AnomalySynthesizer(foreground="otsu", anomaly_prob=1.0)
+        synthesizer = AnomalySynthesizer(foreground="auto", anomaly_prob=1.0)
     with torch.no_grad():
         result = synthesizer(images, textures, generator=generator)
     foreground = result.foreground if result.foreground is not None else torch.ones_like(result.mask)
@@ -353,7 +353,7 @@ def save_synthesis_grid(
     *,
     count: int = 8,
     image_size: int | tuple[int, int] = 256,
-    foreground: str | None = "otsu",
+    foreground: str | None = "auto",
     textures: PathLike | None = None,
     seed: int = 0,
     device: str = "cpu",
@@ -365,7 +365,7 @@ def save_synthesis_grid(
         output: the PNG file to write (atomic).
         count: number of rows (the first ``count`` images in sorted order).
         image_size: images are resized to this side / (H, W).
-        foreground: ``"otsu"`` or None (anomalies anywhere).
+        foreground: ``"auto"``, ``"otsu"`` or None (anomalies anywhere).
         textures: texture folder (:class:`fgad.data.TextureFolder`) or None for procedural textures.
         seed: seed of the synthesis generator.
         device: where synthesis runs.

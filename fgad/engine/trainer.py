@@ -396,6 +396,11 @@ def _fit(
     )
     generator = torch.Generator(device=device)
     generator.manual_seed(synthesis_seed(config.seed, info.rank))
+    foreground_cache = None
+    if config.cache_foreground and synth.foreground_mask is not None:
+        from fgad.augment import ForegroundCache
+
+        foreground_cache = ForegroundCache(synth.foreground_mask)
 
     validation = None
     if val_set is not None and info.is_main:
@@ -454,7 +459,8 @@ def _fit(
                         break
                     images = to_float(batch["image"], device, non_blocking=True)
                     with torch.no_grad():
-                        res = synth(images, textures, generator=generator)
+                        known = None if foreground_cache is None else foreground_cache(batch["path"], images)
+                        res = synth(images, textures, generator=generator, foreground=known)
                     inputs = res.image
                     if channels_last:
                         inputs = inputs.contiguous(memory_format=torch.channels_last)

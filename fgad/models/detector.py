@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple
-
 import math
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +79,8 @@ def image_score(
         k = max(1, round(float(topk) * flat.shape[1]))
         return flat.topk(k, dim=1, sorted=False).values.mean(dim=1)
     if method == "smoothed_max":
-        return _smooth(anomaly_map, _resolve_kernel(kernel, anomaly_map.shape), include_pad).amax(dim=(1, 2, 3))
+        k = _resolve_kernel(kernel, anomaly_map.shape)
+        return _smooth(anomaly_map, k, include_pad).amax(dim=(1, 2, 3))
     raise ValueError(f"method must be one of {SCORE_METHODS}, got {method!r}")
 
 

@@ -1,0 +1,140 @@
+"""Foreground quality and cost on real photos with defect masks: ``auto`` against the paper's ``otsu``.
+
+Per data set (MVTec AD layout: the bundled hazelnut photos by default, plus any ``--data
+KIND:ROOT:CATEGORY``) and image size, for every foreground method:
+
+- share: mean share of the defect pixels of a defective test image that lie inside its foreground
+  (defects lie on the object; a crack that opens an object to the background lowers it even for a
+  perfect mask of the pieces),
+- below: share of the defective images with less than half their defect pixels inside,
+- area: mean foreground area (share of the frame) over all test images,
+- whole: share of test images whose foreground is the whole frame (texture / fallback),
+- ms: milliseconds per batch of 16 (median of ``--repeats``), and its ratio to ``otsu`` in this run.
+
+    python benchmarks/foreground.py --data mvtec:../shared/data/devset:cookie --size 128 256
+    python benchmarks/foreground.py --grid out/   # also writes image | foreground grids per data set
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from fgad.augment import ForegroundMask
+from fgad.data import DEMO_CATEGORY, MVTecAD, demo_root, to_float
+
+METHODS = {
+    "otsu": dict(method="otsu"),
+    "auto": dict(method="auto"),
+    "auto+hull": dict(method="auto", hull=True),
+}
+
+
+def load(kind_root_cat: str, size: int):
+    if kind_root_cat == "demo":
+        root, cat = str(demo_root().parent), DEMO_CATEGORY
+    else:
+        _, root, cat = kind_root_cat.split(":")
+    data = MVTecAD(root, cat, split="test", image_size=size)
+    items = [data[i] for i in range(len(data))]
+    images = to_float(torch.stack([it["image"] for it in items]), "cpu")
+    masks = torch.stack([it["mask"] for it in items]).float()
+    labels = torch.tensor([it["label"] for it in items])
+    name = "demo" if kind_root_cat == "demo" else cat
+    return name, images, masks, labels
+
+
+def measure(fm: ForegroundMask, images, masks, labels, repeats: int):
+    fgs, whole = [], []
+    for start in range(0, len(images), 16):
+        fg = fm(images[start : start + 16])
+        fgs.append(fg)
+        whole.append(fm.last_fallback)
+    fg = torch.cat(fgs)
+    whole = torch.cat(whole)
+    defective = labels.bool() & (masks.flatten(1).sum(1) > 0)
+    inside = (fg * masks).flatten(1).sum(1) / masks.flatten(1).sum(1).clamp_min(1)
+    share = inside[defective]
+    batch = images[:16]
+    if len(batch) < 16:
+        batch = batch.repeat((16 + len(batch) - 1) // len(batch), 1, 1, 1)[:16]
+    fm(batch)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fm(batch)
+        times.append((time.perf_counter() - t) * 1000)
+    return {
+        "share": float(share.mean()),
+        "below": float((share < 0.5).float().mean()),
+        "area": float(fg.mean()),
+        "whole": float(whole.float().mean()),
+        "ms": statistics.median(times),
+    }, fg
+
+
+def save_grid(path: Path, images, fgs: dict[str, torch.Tensor], masks, count: int = 8) -> None:
+    import cv2
+    import numpy as np
+
+    idx = torch.linspace(0, len(images) - 1, min(count, len(images))).round().long().unique()
+    rows = []
+    for i in idx.tolist():
+        img = (images[i].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        tiles = [img]
+        for fg in fgs.values():
+            m = fg[i, 0].numpy() > 0.5
+            t = (img * 0.35).astype(np.uint8)
+            t[m] = img[m]
+            edge = masks[i, 0].numpy() > 0.5
+            t[edge] = (0.5 * t[edge] + 0.5 * np.array([255, 0, 0])).astype(np.uint8)
+            tiles.append(t)
+        rows.append(np.concatenate(tiles, axis=1))
+    grid = np.concatenate(rows, axis=0)
+    header = np.full((24, grid.shape[1], 3), 255, np.uint8)
+    w = images.shape[-1]
+    for k, name in enumerate(["image", *fgs]):
+        cv2.putText(header, name, (k * w + 4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate([header, grid]), cv2.COLOR_RGB2BGR))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", action="append", default=None, help="'demo' or KIND:ROOT:CATEGORY (repeatable)")
+    p.add_argument("--size", type=int, nargs="+", default=[128, 256])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--grid", type=Path, help="folder for image | foreground grids (defects in red)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    data = args.data or ["demo"]
+    print("| data | size | method | share | below 0.5 | area | whole frame | ms / 16 | x otsu |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for spec in data:
+        for size in args.size:
+            name, images, masks, labels = load(spec, size)
+            results, fgs = {}, {}
+            for method, kwargs in METHODS.items():
+                results[method], fgs[method] = measure(
+                    ForegroundMask(**kwargs), images, masks, labels, args.repeats
+                )
+            for method, r in results.items():
+                ratio = r["ms"] / results["otsu"]["ms"]
+                print(
+                    f"| {name} | {size} | {method} | {r['share']:.3f} | {r['below']:.2f} | {r['area']:.2f} | "
+                    f"{r['whole']:.2f} | {r['ms']:.1f} | {ratio:.2f} |",
+                    flush=True,
+                )
+            if args.grid is not None:
+                save_grid(args.grid / f"{name}_{size}.png", images, fgs, masks)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
