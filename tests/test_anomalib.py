@@ -121,3 +121,15 @@ def test_engine_with_the_mvtec_datamodule_on_the_bundled_photos(tmp_path: Path) 
         engine.fit(model=module, datamodule=datamodule)
         results = engine.test(model=module, datamodule=datamodule)
     assert "image_AUROC" in results[0]
+
+
+def test_one_opencv_distribution_provides_cv2() -> None:
+    # fgad and anomalib both depend on opencv-python-headless; a second OpenCV distribution would
+    # overwrite the files of the first in the same cv2 package.
+    from importlib.metadata import distributions
+
+    names = {(d.metadata["Name"] or "").lower() for d in distributions()}
+    opencv = sorted(n for n in names if n.startswith("opencv"))
+    assert opencv == ["opencv-python-headless"], opencv
+    ok, encoded = cv2.imencode(".png", np.zeros((4, 4, 3), np.uint8))
+    assert ok and cv2.imdecode(encoded, cv2.IMREAD_COLOR).shape == (4, 4, 3)
