@@ -205,6 +205,10 @@ class TextureAugment(nn.Module):
         CPU path keeps a per-thread int32 scratch buffer of the batch's size between calls, and
         ``out=`` lets a caller reuse the output buffer too.
 
+        In a kornia ``AugmentationSequential`` use :class:`fgad.augment.kornia.RandomTexture` (this
+        module with kornia's params): kornia records and replays its values, whereas a plain
+        ``TextureAugment`` there is drawn anew on ``seq(x, params=seq._params)``.
+
     Example:
         >>> aug = TextureAugment(num_ops=3)
         >>> x = torch.rand(4, 3, 32, 32)

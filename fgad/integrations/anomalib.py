@@ -50,6 +50,12 @@ class FgadInference(nn.Module):
         return InferenceBatch(pred_score=out.score, anomaly_map=out.anomaly_map[:, 0])
 
 
+def _images(batch: Batch) -> torch.Tensor:
+    if batch.image is None:
+        raise ValueError("the batch holds no images")
+    return batch.image
+
+
 def _has_normalize(transform: object) -> bool:
     if isinstance(transform, Normalize):
         return True
@@ -170,24 +176,26 @@ class Fgad(AnomalibModule):
             else:
                 from fgad.data import TextureFolder
 
-                bank = TextureFolder(self._textures, image_size=tuple(images.shape[-2:])).load(images.device)
+                size = (int(images.shape[-2]), int(images.shape[-1]))
+                bank = TextureFolder(os.fspath(self._textures), image_size=size).load(images.device)
             self._texture_bank = bank.to(images.device, images.dtype)
         return self._texture_bank
 
     def training_step(self, batch: Batch, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:
         """Synthesise anomalies on the batch, reconstruct and segment them, return fgad's loss."""
         del args, kwargs
-        synth = self.synthesizer(batch.image, self._bank(batch.image))
+        images = _images(batch)
+        synth = self.synthesizer(images, self._bank(images))
         out = self.detector(synth.image)
         loss = self.loss(synth.target, out.reconstruction, out.logits, synth.mask).total
         self.log("train_loss", loss.detach(), on_epoch=True, prog_bar=True, logger=True,
-                 batch_size=batch.image.shape[0])
+                 batch_size=images.shape[0])
         return {"loss": loss}
 
-    def validation_step(self, batch: Batch, *args: Any, **kwargs: Any) -> Batch:
+    def validation_step(self, batch: Batch, *args: Any, **kwargs: Any) -> Batch:  # type: ignore[override]
         """Scores and anomaly maps of the batch (fgad's, before anomalib's post-processing)."""
         del args, kwargs
-        return batch.update(**self.model(batch.image)._asdict())
+        return batch.update(**self.model(_images(batch))._asdict())
 
     def configure_optimizers(self) -> Any:
         """Adam at ``lr``; the learning rate times ``lr_gamma`` at each milestone fraction of the steps."""
