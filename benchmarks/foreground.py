@@ -31,7 +31,7 @@ from fgad.data import DEMO_CATEGORY, MVTecAD, demo_root, to_float
 METHODS = {
     "otsu": dict(method="otsu"),
     "auto": dict(method="auto"),
-    "auto+hull": dict(method="auto", hull=True),
+    "auto-nohull": dict(method="auto", hull=False),
 }
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CUES", "analysis_size", "cue_levels", "otsu_separability"]
+__all__ = ["CUES", "GRAY_CUES", "analysis_size", "cue_levels", "otsu_separability"]
 
 #: Cue names, in the order of the channels of :func:`cue_levels` (RGB input; grey input has the
 #: grey and contrast cues only).
 CUES = ("gray", "saturation", "red_green", "yellow_blue", "border_distance", "border_chroma", "contrast")
 GRAY_CUES = ("gray", "contrast")
 _LUMA = (0.299, 0.587, 0.114)
+_MIN_RANGE = 0.02
 
 
 def _border_median(x: torch.Tensor) -> torch.Tensor:
@@ -26,13 +27,25 @@ def _border_median(x: torch.Tensor) -> torch.Tensor:
     return ring.median(dim=-1).values[..., None, None]
 
 
-def _local_contrast(gray: torch.Tensor, size: int) -> torch.Tensor:
-    """Local standard deviation of (B, 1, H, W) over a ``size`` x ``size`` window (reflected border)."""
-    pad = size // 2
-    padded = F.pad(gray, (pad, pad, pad, pad), mode="reflect") if pad else gray
-    mean = F.avg_pool2d(padded, size, stride=1)
-    mean_sq = F.avg_pool2d(padded * padded, size, stride=1)
-    return (mean_sq - mean * mean).clamp_min_(0.0).sqrt_()
+def _pool(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Mean over the cells of an integer grid (a reshape when the sides divide, else adaptive pooling)."""
+    height, width = x.shape[-2:]
+    if (height, width) == size:
+        return x
+    if height % size[0] == 0 and width % size[1] == 0:
+        return F.avg_pool2d(x, (height // size[0], width // size[1]))
+    return F.adaptive_avg_pool2d(x, size)
+
+
+def _texture_energy(gray: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Mean absolute grey-level gradient (horizontal + vertical neighbours) over each analysis cell,
+    then over its 3 x 3 neighbourhood of cells: how textured the image is around each place."""
+    energy = torch.zeros_like(gray)
+    torch.sub(gray[..., :, 1:], gray[..., :, :-1], out=energy[..., :, 1:]).abs_()
+    dy = (gray[..., 1:, :] - gray[..., :-1, :]).abs_()
+    energy[..., 1:, :] += dy
+    energy = _pool(energy, size)
+    return F.avg_pool2d(F.pad(energy, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
 
 
 def _stretch(x: torch.Tensor) -> torch.Tensor:
@@ -40,7 +53,8 @@ def _stretch(x: torch.Tensor) -> torch.Tensor:
     flat = x.flatten(2)
     lo = flat.amin(dim=2, keepdim=True)
     hi = flat.amax(dim=2, keepdim=True)
-    scale = torch.where(hi > lo, 255.0 / (hi - lo), torch.zeros_like(hi))
+    # A cue that varies by less than 2 % of its scale is flat (float noise is not stretched to 256 levels).
+    scale = torch.where(hi - lo > _MIN_RANGE, 255.0 / (hi - lo), torch.zeros_like(hi))
     levels = (flat - lo).mul_(scale).add_(0.5).clamp_(0.0, 255.0)
     return levels.to(torch.uint8).view(x.shape)
 
@@ -55,12 +69,12 @@ def analysis_size(height: int, width: int) -> tuple[int, int]:
     return max(1, height // factor), max(1, width // factor)
 
 
-def cue_levels(images: torch.Tensor, contrast_window: int) -> torch.Tensor:
+def cue_levels(images: torch.Tensor) -> torch.Tensor:
     """(B, K, h, w) uint8 levels of the cues of images (B, C, H, W) in [0, 1] (see :data:`CUES`),
     at :func:`analysis_size` (h, w).
 
-    Computed in float32 whatever the input dtype. ``contrast_window`` is the odd side of the window of
-    the local-contrast cue, which is measured at full size (fine texture) and then averaged.
+    Computed in float32 whatever the input dtype. The contrast cue (texture energy) is measured on
+    the full-size grey levels (fine texture), the others on the image averaged down to (h, w).
     """
     full = images.to(torch.float32)
     size = analysis_size(full.shape[-2], full.shape[-1])
@@ -68,11 +82,8 @@ def cue_levels(images: torch.Tensor, contrast_window: int) -> torch.Tensor:
         full_gray = full
     else:
         full_gray = full[:, 0:1] * _LUMA[0] + full[:, 1:2] * _LUMA[1] + full[:, 2:3] * _LUMA[2]
-    contrast = _local_contrast(full_gray, contrast_window)
-    x = full
-    if size != tuple(full.shape[-2:]):
-        x = F.adaptive_avg_pool2d(full, size)
-        contrast = F.adaptive_avg_pool2d(contrast, size)
+    contrast = _texture_energy(full_gray, size)
+    x = _pool(full, size)
     if x.shape[1] == 1:
         return _stretch(torch.cat((x, contrast), dim=1))
     r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
@@ -84,9 +95,11 @@ def cue_levels(images: torch.Tensor, contrast_window: int) -> torch.Tensor:
     yellow_blue = (r + g) * 0.5 - b
     distance = (x - _border_median(x)).square_().sum(dim=1, keepdim=True).sqrt_()
     # Chromaticity (r, g, b) / (r + g + b) is the same in a shadow as in the lit surface around it.
-    total = x.sum(dim=1, keepdim=True).clamp_min(0.05)
-    chroma = x / total
+    total = x.sum(dim=1, keepdim=True)
+    chroma = x / total.clamp_min(0.05)
     chroma_distance = (chroma - _border_median(chroma)).square_().sum(dim=1, keepdim=True).sqrt_()
+    # the chromaticity of nearly black pixels is noise: fade it out below a tenth of full brightness
+    chroma_distance.mul_((total * (1.0 / 0.3)).clamp_(max=1.0))
     maps = [gray, saturation, red_green, yellow_blue, distance, chroma_distance, contrast]
     return _stretch(torch.cat(maps, dim=1))
 

@@ -554,7 +554,6 @@ ForegroundMethod = Literal["auto", "otsu"]
 # the image: these at 256 x 256.
 _OTSU_CLEANUP = (21, 5)
 _REFERENCE_SIZE = 256
-_CONTRAST_WINDOW = 7
 
 
 def scaled_odd(size: int, height: int, width: int) -> int:
@@ -654,8 +653,11 @@ class ForegroundMask(nn.Module):
             image border become foreground (:func:`fill_holes`; it only adds enclosed background
             pixels and never removes foreground). An image on which the bounded search does not
             finish stays unfilled (``last_filled`` false).
-        hull: replace each mask by its convex hull (after the opening): closes cracks that open an
-            object to the background and bites that a shadow or a highlight takes out of its side.
+        hull: add the convex hull of the object (after the opening): closes cracks that open an
+            object to the background and bites that a shadow or a highlight takes out of its side
+            (industrial objects are mostly compact). The hull is taken of the components that do not
+            touch the image border (clutter cut by the frame is dropped) or, when all do, of all of
+            them, on the cue-analysis grid. ``None`` (default): on for ``"auto"``, off for ``"otsu"``.
         max_border: ``"auto"`` only: the largest share of the image border an object class may cover.
         max_area: ``"auto"`` only: the largest share of the image an object class may cover.
         min_separability: ``"auto"`` only: below this Otsu separability no cue separates an object.
@@ -694,9 +696,9 @@ class ForegroundMask(nn.Module):
         min_fraction: float = 0.01,
         cleanup: int | tuple[int, int] | None = None,
         fill_holes: bool = True,
-        hull: bool = False,
+        hull: bool | None = None,
         *,
-        max_border: float = 0.2,
+        max_border: float = 0.1,
         max_area: float = 0.95,
         min_separability: float = 0.5,
         vote_margin: float = 0.15,
@@ -713,6 +715,8 @@ class ForegroundMask(nn.Module):
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if not number or not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if hull is None:
+            hull = method == "auto"
         for name, flag in (("fill_holes", fill_holes), ("hull", hull)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
@@ -764,7 +768,7 @@ class ForegroundMask(nn.Module):
         from ._cues import cue_levels, otsu_separability
 
         batch, _, full_h, full_w = images.shape
-        levels = cue_levels(images, scaled_odd(_CONTRAST_WINDOW, full_h, full_w))
+        levels = cue_levels(images)
         cues, height, width = levels.shape[1:]
         flat = levels.view(batch * cues, 1, height, width)
         threshold, eta = otsu_separability(_histograms(flat))
@@ -803,6 +807,32 @@ class ForegroundMask(nn.Module):
         self.last_cue, self.last_separability, self.last_texture = best.squeeze(1), best_eta, texture
         return fg, threshold.gather(1, best).squeeze(1), chosen_bright, texture
 
+    def _hull(self, masks: torch.Tensor) -> torch.Tensor:
+        """The convex hull of the components that do not touch the image border (the object without
+        clutter cut by the frame), or of all of them when every component touches it.
+
+        Worked out on the grid of the cue analysis (a cell is set where any of its pixels is), then
+        brought back to full size; the full-size pixels of the kept components stay as they are.
+        """
+        from ._cues import analysis_size
+
+        batch, height, width = masks.shape
+        size = analysis_size(height, width)
+        coarse = masks
+        if size != (height, width):
+            coarse = F.adaptive_max_pool2d(masks.view(batch, 1, height, width).to(torch.float32), size)
+            coarse = coarse.view(batch, *size) > 0.5
+        enclosed, _ = fill_holes(~coarse)
+        interior = enclosed & coarse
+        big = _count_true(interior).to(torch.float64) >= max(self.min_fraction, 1e-9) * size[0] * size[1]
+        keep = torch.where(big.view(batch, 1, 1), interior, coarse)
+        hull = _hull_rows(keep)
+        if size != (height, width):
+            up = torch.stack((keep, hull), dim=1).to(torch.uint8)
+            keep, hull = F.interpolate(up, (height, width), mode="nearest").bool().unbind(1)
+            return (masks & keep) | hull
+        return hull
+
     def foreground(self, images: torch.Tensor) -> torch.Tensor:
         """Boolean foreground (B, 1, H, W) of (B, C, H, W) images; the structural checks are the caller's."""
         if self.method == "otsu":
@@ -821,12 +851,7 @@ class ForegroundMask(nn.Module):
         if open_:
             masks = _dilate(_erode(masks, open_), open_)
         if self.hull:
-            # The hull of the components that do not touch the image border (the object, without
-            # clutter cut by the frame), or of everything when every component touches it.
-            enclosed, _ = fill_holes(~masks)
-            interior = enclosed & masks
-            big = _count_true(interior).to(torch.float64) >= max(self.min_fraction, 1e-9) * height * width
-            masks = _hull_rows(torch.where(big.view(batch, 1, 1), interior, masks))
+            masks = self._hull(masks)
         n_total = height * width
         count = _count_true(masks)
         fallback = whole | (count == 0) | (count.to(torch.float64) < self.min_fraction * n_total)
