@@ -71,7 +71,12 @@ def test_engine_fit_and_test(trained: tuple[Fgad, list[dict], Path]) -> None:
     metrics = results[0]
     assert {"image_AUROC", "pixel_AUROC"} <= set(metrics)
     assert all(np.isfinite(v) for v in metrics.values())
-    assert list((tmp / "results").rglob("*.ckpt")), "anomalib's checkpoint callback wrote no checkpoint"
+    checkpoints = list((tmp / "results").rglob("*.ckpt"))
+    assert checkpoints, "anomalib's checkpoint callback wrote no checkpoint"
+    restored = Fgad.load_from_checkpoint(checkpoints[0])
+    weights, expected = restored.detector.state_dict(), module.detector.state_dict()
+    assert all(torch.equal(weights[k], expected[k]) for k in expected)
+    assert restored.synthesizer.anomaly_prob == 1.0  # the synthesizer options are hyperparameters
 
 
 def test_raw_outputs_equal_fgads_detector(trained: tuple[Fgad, list[dict], Path]) -> None:
