@@ -105,3 +105,14 @@ def test_in_a_dataloader() -> None:
     batch = next(iter(DataLoader(_Parts(transform), batch_size=4)))
     assert batch["image"].shape == (4, 3, 48, 48) and batch["mask"].shape == (4, 1, 48, 48)
     assert batch["label"].tolist() == [1.0] * 4
+
+
+def test_pickles_after_use_for_spawned_workers() -> None:
+    # DataLoader workers started with "spawn" receive the dataset's transforms pickled.
+    import pickle
+
+    transform = SyntheticAnomaly(anomaly_prob=1.0, textures=torch.rand(2, 3, 20, 20))
+    transform(_object())
+    copy = pickle.loads(pickle.dumps(transform))
+    out = copy(_object())
+    assert out["mask"].shape == (1, 48, 48)

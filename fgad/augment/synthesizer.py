@@ -323,6 +323,13 @@ class AnomalySynthesizer(nn.Module):
         self.last_params: SynthesisParams | None = None
         self._bank_cache: tuple[weakref.ref, int, tuple, torch.Tensor] | None = None
 
+    def __getstate__(self) -> dict[str, object]:
+        # The resized-bank cache holds a weak reference, which cannot be pickled (DataLoader workers
+        # started with "spawn" pickle their dataset's transforms); it is rebuilt on the next call.
+        state = self.__dict__.copy()
+        state["_bank_cache"] = None
+        return state
+
     # ------------------------------------------------------------------ sampling
     def sample_params(
         self,
