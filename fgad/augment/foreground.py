@@ -792,13 +792,15 @@ class ForegroundMask(nn.Module):
         texture = ~ok.any(dim=1) | (best_eta < self.min_separability)
         chosen_bright = bright.gather(1, best).squeeze(1)
         # Every cue that separates nearly as well as the best one votes; a pixel is the object where
-        # at least half of them say so. Each cue tends to miss a different part of an object (a
+        # more than half of them say so (a tie: the best cue decides). Each cue tends to miss a different part of an object (a
         # shaded side, a highlight, a pale patch) and to take in a different part of the background
         # (a shadow), so the vote is steadier than any single cue.
         voters = ok & (eta >= (best_eta - self.vote_margin).unsqueeze(1))
         objects = upper ^ ~bright.view(batch, cues, 1, 1)
-        votes = (objects & voters.view(batch, cues, 1, 1)).sum(dim=1, keepdim=True, dtype=torch.int16)
-        fg = votes * 2 >= voters.sum(dim=1, dtype=torch.int16).view(batch, 1, 1, 1)
+        votes = (objects & voters.view(batch, cues, 1, 1)).sum(dim=1, keepdim=True, dtype=torch.int16) * 2
+        n_voters = voters.sum(dim=1, dtype=torch.int16).view(batch, 1, 1, 1)
+        index = best.view(batch, 1, 1, 1).expand(batch, 1, height, width)
+        fg = (votes > n_voters) | ((votes == n_voters) & objects.gather(1, index))
         if (height, width) != (full_h, full_w):
             # back to full size with smooth (bilinear) outlines rather than blocks
             smooth = F.interpolate(fg.float(), (full_h, full_w), mode="bilinear", align_corners=False)
