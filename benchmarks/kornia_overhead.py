@@ -1,8 +1,9 @@
 """Cost of fgad's kornia augmentation classes against calling fgad's ops directly, in one run.
 
-For each class of :mod:`fgad.augment.kornia` (``p=1``), the wrapper (kornia's parameter sampling,
-gate and plumbing around fgad's op) is timed against the fgad op it calls, given the same values
-(``RandomTexture`` against ``TextureAugment`` sampling its own values, which the wrapper does too).
+For each class of :mod:`fgad.augment.kornia` (``p=1`` unless ``--p``), the wrapper (kornia's
+parameter sampling, gate and plumbing around fgad's op) is timed against the fgad op it calls, given
+the same values (``RandomTexture`` against ``TextureAugment`` sampling its own values, which the
+wrapper does too). Below ``p=1`` kornia runs the op on the whole batch and blends by the gate.
 The calls alternate, so both see the same machine load; the ratio of the medians is reported.
 
     python benchmarks/kornia_overhead.py                      # CPU, 2 threads, batch 16, 256 x 256
@@ -36,30 +37,32 @@ def _timed(fn: Callable[[], torch.Tensor], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def _cases(x: torch.Tensor) -> list[tuple[str, Callable[[], torch.Tensor], Callable[[], torch.Tensor]]]:
+def _cases(
+    x: torch.Tensor, p: float
+) -> list[tuple[str, Callable[[], torch.Tensor], Callable[[], torch.Tensor]]]:
     """(name, wrapper call, direct call with the values the wrapper drew on its first call)."""
     cases = []
-    sharp = fk.RandomSharpness(sharpness=(0.0, 2.0), p=1.0)
+    sharp = fk.RandomSharpness(sharpness=(0.0, 2.0), p=p)
     sharp(x)
     factor = sharp._params["sharpness"].to(x.device)
     cases.append(("RandomSharpness", lambda: sharp(x), lambda: TF.adjust_sharpness(x, factor)))
-    equalize = fk.RandomEqualize(p=1.0)
+    equalize = fk.RandomEqualize(p=p)
     cases.append(("RandomEqualize", lambda: equalize(x), lambda: TF.equalize(x)))
-    solarize = fk.RandomSolarize(additions=0.0, p=1.0)
+    solarize = fk.RandomSolarize(additions=0.0, p=p)
     solarize(x)
     levels = torch.ceil(solarize._params["thresholds"] * 255).to(x.device)
     cases.append(("RandomSolarize", lambda: solarize(x), lambda: TF.solarize(x, levels)))
-    posterize = fk.RandomPosterize(p=1.0)
+    posterize = fk.RandomPosterize(p=p)
     posterize(x)
     bits = posterize._params["bits_factor"].long().to(x.device)
     cases.append(("RandomPosterize", lambda: posterize(x), lambda: TF.posterize(x, bits)))
-    contrast = fk.RandomAutoContrast(p=1.0)
+    contrast = fk.RandomAutoContrast(p=p)
     cases.append(("RandomAutoContrast", lambda: contrast(x), lambda: TF.autocontrast(x)))
-    bright = fk.RandomBrightness(brightness=0.2, p=1.0)
+    bright = fk.RandomBrightness(brightness=0.2, p=p)
     bright(x)
     scale = bright._params["brightness_factor"].to(x.device)
     cases.append(("RandomBrightness", lambda: bright(x), lambda: TF.adjust_brightness(x, scale)))
-    texture, direct = fk.RandomTexture(p=1.0), TextureAugment()
+    texture, direct = fk.RandomTexture(p=p), TextureAugment()
     cases.append(("RandomTexture", lambda: texture(x), lambda: direct(x)))
     return cases
 
@@ -73,16 +76,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--p", type=float, default=1.0,
+                        help="the wrappers' p (below 1 kornia runs the op on the whole batch and blends)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
     x = (torch.randint(0, 256, (args.batch_size, 3, args.size, args.size)).float() / 255).to(device)
     print(f"kornia {kornia.__version__}, torch {torch.__version__}, {device}, {args.threads} threads, "
-          f"batch {args.batch_size} x 3 x {args.size} x {args.size}, median of {args.repeats}")
+          f"batch {args.batch_size} x 3 x {args.size} x {args.size}, p={args.p}, median of {args.repeats}")
     print(f"{'class':<20} {'wrapper ms':>11} {'direct ms':>10} {'ratio':>6}")
     ratios = []
-    for name, wrapped, direct in _cases(x):
+    for name, wrapped, direct in _cases(x, args.p):
         for _ in range(3):  # warm-up: scratch buffers, kernels
             wrapped(), direct()
         times_w, times_d = [], []
