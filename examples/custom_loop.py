@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> float:
     )
     textures = TextureFolder(args.textures, args.size).load(device) if args.textures else None
 
-    synth = AnomalySynthesizer(foreground="otsu")  # the paper; foreground=None is plain DRAEM
+    synth = AnomalySynthesizer(foreground="auto")  # "otsu": the paper's mask; None: plain DRAEM
     model = fgad.create_model(args.model).to(device).train()
     criterion = FGADLoss(ssim_weight=1.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)

@@ -1,9 +1,10 @@
 """Show what the anomaly synthesizer does: a PNG grid, one row per image.
 
-Columns: clean image | Otsu foreground | anomaly mask | synthetic anomaly (I_A).
+Columns: clean image | foreground | anomaly mask | synthetic anomaly (I_A).
 
     python examples/synthesize.py --output synthesis.png
     python examples/synthesize.py --input my/images --textures my/textures --seed 3 --count 6
+    python examples/synthesize.py --foreground otsu      # the paper's grey-level Otsu foreground
     python examples/synthesize.py --foreground none      # DRAEM's synthesis: anomalies anywhere
 """
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> Path:
         default=None,
         help="folder of texture images (default: the built-in procedural textures)",
     )
-    parser.add_argument("--foreground", choices=("otsu", "none"), default="otsu")
+    parser.add_argument("--foreground", choices=("auto", "otsu", "none"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--count", type=int, default=4, help="number of images (rows)")
     parser.add_argument("--size", type=int, default=256)
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> Path:
     images = to_float(torch.stack([dataset[i]["image"] for i in range(min(args.count, len(dataset)))]))
     textures = TextureFolder(args.textures, image_size=args.size).load() if args.textures else None
 
-    synth = AnomalySynthesizer(foreground=None if args.foreground == "none" else "otsu", anomaly_prob=1.0)
+    synth = AnomalySynthesizer(foreground=None if args.foreground == "none" else args.foreground, anomaly_prob=1.0)
     grid = synthesis_grid(
         images, synthesizer=synth, textures=textures, generator=torch.Generator().manual_seed(args.seed)
     )

@@ -16,7 +16,7 @@ from fgad.cli import build_parser, config_from_args, main
 from fgad.data import DEMO_CATEGORY, demo_root
 from fgad.engine import TrainConfig, get_preset
 
-COMMANDS = ("benchmark", "train", "evaluate", "predict", "demo", "models", "synth")
+COMMANDS = ("benchmark", "foreground", "train", "evaluate", "predict", "demo", "models", "synth")
 TINY = ["--image-size", "32", "--model", "fgad", "--model-arg", "ae_width=4", "--model-arg", "seg_width=4"]
 
 
