@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> Path:
     images = to_float(torch.stack([dataset[i]["image"] for i in range(min(args.count, len(dataset)))]))
     textures = TextureFolder(args.textures, image_size=args.size).load() if args.textures else None
 
-    synth = AnomalySynthesizer(foreground=None if args.foreground == "none" else args.foreground, anomaly_prob=1.0)
+    foreground = None if args.foreground == "none" else args.foreground
+    synth = AnomalySynthesizer(foreground=foreground, anomaly_prob=1.0)
     grid = synthesis_grid(
         images, synthesizer=synth, textures=textures, generator=torch.Generator().manual_seed(args.seed)
     )

@@ -118,7 +118,7 @@ def test_hull_closes_a_bite_and_contains_the_mask() -> None:
 def test_scaled_cleanup_and_methods() -> None:
     assert ForegroundMask("otsu").cleanup_sizes(128, 128) == (21, 5)  # the paper pipeline, fixed
     assert ForegroundMask("auto").cleanup_sizes(256, 256) == (21, 5)
-    assert ForegroundMask("auto").cleanup_sizes(128, 128) == (scaled_odd(21, 128, 128), scaled_odd(5, 128, 128))
+    assert ForegroundMask("auto").cleanup_sizes(128, 128) == (11, 3)
     assert ForegroundMask("auto", cleanup=(7, 3)).cleanup_sizes(128, 128) == (7, 3)
 
 

@@ -792,9 +792,9 @@ class ForegroundMask(nn.Module):
         texture = ~ok.any(dim=1) | (best_eta < self.min_separability)
         chosen_bright = bright.gather(1, best).squeeze(1)
         # Every cue that separates nearly as well as the best one votes; a pixel is the object where
-        # more than half of them say so (a tie: the best cue decides). Each cue tends to miss a different part of an object (a
-        # shaded side, a highlight, a pale patch) and to take in a different part of the background
-        # (a shadow), so the vote is steadier than any single cue.
+        # more than half of them say so (a tie: the best cue decides). Each cue tends to miss a
+        # different part of an object (a shaded side, a highlight, a pale patch) and to take in a
+        # different part of the background (a shadow), so the vote is steadier than any single cue.
         voters = ok & (eta >= (best_eta - self.vote_margin).unsqueeze(1))
         objects = upper ^ ~bright.view(batch, cues, 1, 1)
         votes = (objects & voters.view(batch, cues, 1, 1)).sum(dim=1, keepdim=True, dtype=torch.int16) * 2
