@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from fgad.augment import AnomalySynthesizer, ForegroundCache, ForegroundMask
 from fgad.augment._cues import otsu_separability
-from fgad.augment.foreground import _hull_rows, gray_levels, scaled_odd
+from fgad.augment.foreground import _hull_rows, gray_levels
 from fgad.testing import assert_mask_binary, image_batches
 
 SIZE = 128
