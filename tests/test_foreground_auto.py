@@ -220,3 +220,68 @@ def test_bad_given_foregrounds() -> None:
         AnomalySynthesizer(foreground="grey")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="keys"):
         ForegroundCache()(["a"], images)
+
+
+def test_data_sets_read_foreground_masks_and_training_uses_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    import cv2
+
+    from fgad.data import ImageFolder, MVTecAD, demo_root
+    from fgad.data.base import DatasetLayoutError
+    from fgad.engine import TrainConfig, fit
+
+    shutil.copytree(demo_root(), tmp_path / "nut")
+    folder = tmp_path / "nut" / "train" / "foreground"
+    folder.mkdir()
+    for path in sorted((tmp_path / "nut" / "train" / "good").glob("*.png")):
+        mask = np.zeros((256, 256), np.uint8)
+        mask[64:192, 64:192] = 255
+        cv2.imwrite(str(folder / f"{path.stem}_mask.png"), mask)
+    train = MVTecAD(tmp_path, "nut", image_size=32)
+    item = train[3]
+    expected = torch.zeros(1, 32, 32, dtype=torch.uint8)
+    expected[:, 8:24, 8:24] = 1
+    assert torch.equal(item["foreground"], expected)
+    assert "foreground" not in MVTecAD(tmp_path, "nut", image_size=32, foreground=False)[0]
+    assert "foreground" not in MVTecAD(tmp_path, "nut", split="test", image_size=32)[0]
+    # an ImageFolder over the training images does not read the masks as images
+    images = ImageFolder(tmp_path / "nut" / "train", image_size=32, foreground=folder)
+    assert len(images) == len(train) and torch.equal(images[3]["foreground"], expected)
+    # training: every anomaly lies inside the given foreground (the synthesizer sees the masks)
+    seen = []
+    original = AnomalySynthesizer.forward
+
+    def spy(self, images, textures=None, **kwargs):  # type: ignore[no-untyped-def]
+        result = original(self, images, textures, **kwargs)
+        if kwargs.get("foreground") is not None:
+            seen.append((kwargs["foreground"], result))
+        return result
+
+    AnomalySynthesizer.forward = spy  # type: ignore[method-assign]
+    try:
+        config = TrainConfig(
+            dataset="mvtec",
+            root=str(tmp_path),
+            category="nut",
+            image_size=32,
+            model="fgad",
+            model_kwargs={"ae_width": 4, "seg_width": 4},
+            batch_size=4,
+            max_steps=2,
+            val_fraction=0.0,
+            num_workers=0,
+            device="cpu",
+            output=str(tmp_path / "run"),
+            anomaly_prob=1.0,
+        )
+        fit(config, progress=False)
+    finally:
+        AnomalySynthesizer.forward = original  # type: ignore[method-assign]
+    assert len(seen) == 2
+    for given, result in seen:
+        assert given.shape == (4, 1, 32, 32) and bool((given == expected.bool()).all())
+        assert bool((result.mask.bool() <= result.foreground).all()) and bool(result.label.all())
+    (folder / "003_mask.png").unlink()
+    with pytest.raises(DatasetLayoutError, match="without a foreground mask"):
+        MVTecAD(tmp_path, "nut", image_size=32)

@@ -17,7 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .io import normalize_size, read_image, read_mask, resize_image, resize_mask
+from .io import list_images, normalize_size, read_image, read_mask, resize_image, resize_mask
+
+#: Name of the folder of foreground masks beside a data set's training images (MVTec AD, BTAD).
+FOREGROUND_DIR = "foreground"
 
 __all__ = ["AnomalyDataset", "DatasetLayoutError", "Sample"]
 
@@ -67,7 +70,9 @@ class AnomalyDataset(Dataset[dict[str, Any]]):
         ``dataset[i]`` is a dict ``{"image": uint8 (channels, H, W), "mask": uint8 (1, H, W) in
         {0, 1}, "label": int 0/1, "path": str}``. The mask of a good image is all zeros. A
         defective image whose mask file is all zeros keeps label 1 (the label comes from the
-        folder, not from the mask).
+        folder, not from the mask). With foreground masks attached (:meth:`attach_foreground`) the
+        item also has ``"foreground": uint8 (1, H, W) in {0, 1}``, the object, where synthetic
+        anomalies may go (training passes it to the synthesizer).
 
     Attributes:
         samples: list of :class:`Sample` ``(image_path, mask_path | None, label)``; use
@@ -94,6 +99,48 @@ class AnomalyDataset(Dataset[dict[str, Any]]):
         self.channels = int(channels)
         self.mask_threshold = float(mask_threshold)
         self.samples: list[Sample] = [_as_sample(s) for s in samples]
+        self.foreground_paths: dict[Path, Path] | None = None
+
+    def _attach_default_foreground(
+        self, category_dir: Path, split: str, foreground: str | os.PathLike[str] | bool | None
+    ) -> None:
+        """``foreground`` of MVTec AD / BTAD: None reads ``<category>/train/foreground`` when the split is
+        ``train`` and the folder exists; False never; a path that folder."""
+        if foreground is None:
+            folder = category_dir / "train" / FOREGROUND_DIR
+            if split == "train" and folder.is_dir():
+                self.attach_foreground(folder)
+        elif foreground is True:
+            self.attach_foreground(category_dir / "train" / FOREGROUND_DIR)
+        elif foreground is not False:
+            self.attach_foreground(foreground)
+
+    def attach_foreground(self, folder: str | os.PathLike[str]) -> None:
+        """Read each image's foreground mask from ``folder``: ``<folder>/<stem>.<ext>`` (or
+        ``<stem>_mask.<ext>``), any image extension, non-zero = object, matched by the image's name.
+
+        Raises:
+            DatasetLayoutError: the folder is missing, an image has no foreground mask, or two files
+                match one image (every such file is listed).
+        """
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DatasetLayoutError(f"expected a folder of foreground masks at {str(folder)!r}")
+        by_stem: dict[str, list[Path]] = {}
+        for path in list_images(folder):
+            stem = path.stem[: -len("_mask")] if path.stem.endswith("_mask") else path.stem
+            by_stem.setdefault(stem, []).append(path)
+        missing = [s.image_path for s in self.samples if s.image_path.stem not in by_stem]
+        doubled = [p for s in self.samples for p in by_stem.get(s.image_path.stem, [])[1:]]
+        if missing or doubled:
+            lines = []
+            if missing:
+                lines.append(f"{len(missing)} image(s) without a foreground mask in {str(folder)!r}:\n"
+                             + format_paths(missing))
+            if doubled:
+                lines.append("two or more foreground masks for one image:\n" + format_paths(doubled))
+            raise DatasetLayoutError("\n".join(lines))
+        self.foreground_paths = {s.image_path: by_stem[s.image_path.stem][0] for s in self.samples}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -115,15 +162,27 @@ class AnomalyDataset(Dataset[dict[str, Any]]):
                     f"its image {os.fspath(sample.image_path)!r} is {image.shape[1]}x{image.shape[0]}"
                 )
             mask = resize_mask(mask, self.image_size)
+        original = (int(image.shape[0]), int(image.shape[1]))
         image = resize_image(image, self.image_size)
         if sample.mask_path is None:
             mask = np.zeros(image.shape[:2], dtype=np.uint8)
-        return {
+        item = {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "mask": torch.from_numpy(np.ascontiguousarray(mask[None])),
             "label": int(sample.label),
             "path": os.fspath(sample.image_path),
         }
+        if self.foreground_paths is not None:
+            path = self.foreground_paths[sample.image_path]
+            fg = read_mask(path)
+            if fg.shape[:2] != original:
+                raise ValueError(
+                    f"foreground mask {os.fspath(path)!r} is {fg.shape[1]}x{fg.shape[0]} (WxH) but its "
+                    f"image {os.fspath(sample.image_path)!r} is {original[1]}x{original[0]}"
+                )
+            fg = resize_mask(fg, self.image_size)
+            item["foreground"] = torch.from_numpy(np.ascontiguousarray(fg[None]))
+        return item
 
     @property
     def labels(self) -> list[int]:

@@ -34,6 +34,12 @@ class BTAD(AnomalyDataset):
         image_size: int or ``(H, W)``; ``None`` keeps the files' size.
         channels: 3 (RGB) or 1 (grey).
         mask_threshold: see :func:`fgad.data.read_mask`.
+        foreground: foreground masks of the training images (where synthetic anomalies may go):
+            ``None`` (default) reads ``<root>/<category>/train/foreground/<stem>.png`` (any image
+            extension, or ``<stem>_mask.png``; non-zero = object) when that folder exists and the
+            split is ``"train"``; ``True`` requires that folder; a path reads another folder;
+            ``False`` never. With masks, every item has ``"foreground"`` (see
+            :class:`~fgad.data.base.AnomalyDataset`) and every image must have one.
 
     Convention:
         Masks are matched by stem: image ``test/ko/<stem>.<ext>`` takes
@@ -56,6 +62,7 @@ class BTAD(AnomalyDataset):
         *,
         channels: int = 3,
         mask_threshold: float = 0.0,
+        foreground: str | Path | bool | None = None,
     ) -> None:
         category_dir = check_category(root, category, "BTAD", _EXPECTED)
         samples = scan_split(
@@ -68,6 +75,7 @@ class BTAD(AnomalyDataset):
             expected=_EXPECTED,
         )
         super().__init__(samples, image_size, channels=channels, mask_threshold=mask_threshold)
+        self._attach_default_foreground(category_dir, split, foreground)
         self.root = Path(root)
         self.category = category
         self.split = split

@@ -20,6 +20,9 @@ class ImageFolder(AnomalyDataset):
         image_size: int or ``(H, W)``; ``None`` keeps the files' size.
         recursive: also read sub-folders (default); hidden files and folders are skipped.
         channels: 3 (RGB) or 1 (grey).
+        foreground: a folder of foreground masks, one per image by name (see
+            :meth:`~fgad.data.base.AnomalyDataset.attach_foreground`), or None. A folder inside
+            ``root`` is not read as images.
 
     Convention:
         Files with the extensions in :data:`fgad.data.IMAGE_EXTENSIONS` (any case), sorted by
@@ -43,6 +46,7 @@ class ImageFolder(AnomalyDataset):
         recursive: bool = True,
         *,
         channels: int = 3,
+        foreground: str | os.PathLike[str] | None = None,
     ) -> None:
         root = Path(root)
         if not root.is_dir():
@@ -53,6 +57,9 @@ class ImageFolder(AnomalyDataset):
             )
             raise DatasetLayoutError(f"expected a folder of images, but {str(root)!r} {what}")
         files = list_images(root, recursive=recursive)
+        if foreground is not None:
+            masks_dir = Path(foreground).resolve()
+            files = [f for f in files if masks_dir not in f.resolve().parents]
         if not files:
             hint = ""
             if not recursive and any(p.is_dir() for p in root.iterdir()):
@@ -64,6 +71,8 @@ class ImageFolder(AnomalyDataset):
         super().__init__([Sample(p, None, 0) for p in files], image_size, channels=channels)
         self.root: Path | None = root
         self.recursive = recursive
+        if foreground is not None:
+            self.attach_foreground(foreground)
 
     @classmethod
     def from_paths(

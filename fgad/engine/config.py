@@ -63,7 +63,8 @@ class TrainConfig:
         foreground: where synthetic anomalies go: ``"auto"`` (the object found by colour, contrast
             and grey-level cues; the whole frame for textures; see fgad.augment.ForegroundMask),
             ``"otsu"`` (the paper's grey-level Otsu foreground) or None (plain DRAEM Perlin masks
-            anywhere in the image).
+            anywhere in the image). Foreground masks that come with the training images (a
+            ``train/foreground`` folder, see fgad.data.MVTecAD) replace the computed ones.
         cache_foreground: compute each training image's foreground once, on the unrotated image,
             and rotate it with the image when the synthesizer rotates the image (instead of
             computing it on the rotated image at every step).

@@ -179,6 +179,20 @@ def calibrate_threshold(scores: torch.Tensor, quantile: float) -> float:
     return float(torch.quantile(scores.detach().double().cpu(), float(quantile)).float())
 
 
+def _known_foreground(
+    batch: dict[str, Any], images: torch.Tensor, synth: Any, cache: Any
+) -> torch.Tensor | None:
+    """The batch's foreground when it is known before synthesis: the data set's own masks (when the
+    synthesizer restricts anomalies at all), else the per-image cache, else None (computed per step)."""
+    if synth.foreground_mask is None:
+        return None
+    if "foreground" in batch:
+        return batch["foreground"].to(images.device, non_blocking=True).bool()
+    if cache is not None:
+        return cache(batch["path"], images)
+    return None
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002  (seeds third-party users of the global RNG)
@@ -459,7 +473,7 @@ def _fit(
                         break
                     images = to_float(batch["image"], device, non_blocking=True)
                     with torch.no_grad():
-                        known = None if foreground_cache is None else foreground_cache(batch["path"], images)
+                        known = _known_foreground(batch, images, synth, foreground_cache)
                         res = synth(images, textures, generator=generator, foreground=known)
                     inputs = res.image
                     if channels_last:
