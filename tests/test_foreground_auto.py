@@ -279,8 +279,8 @@ def test_data_sets_read_foreground_masks_and_training_uses_them(tmp_path) -> Non
     finally:
         AnomalySynthesizer.forward = original  # type: ignore[method-assign]
     assert len(seen) == 2
-    for given, result in seen:
-        assert given.shape == (4, 1, 32, 32) and bool((given == expected.bool()).all())
+    for masks, result in seen:
+        assert masks.shape == (4, 1, 32, 32) and bool((masks == expected.bool()).all())
         assert bool((result.mask.bool() <= result.foreground).all()) and bool(result.label.all())
     (folder / "003_mask.png").unlink()
     with pytest.raises(DatasetLayoutError, match="without a foreground mask"):
