@@ -49,7 +49,7 @@ def load(kind_root_cat: str, size: int):
     return name, images, masks, labels
 
 
-def measure(fm: ForegroundMask, images, masks, labels, repeats: int):
+def quality(fm: ForegroundMask, images, masks, labels):
     fgs, whole = [], []
     for start in range(0, len(images), 16):
         fg = fm(images[start : start + 16])
@@ -60,22 +60,29 @@ def measure(fm: ForegroundMask, images, masks, labels, repeats: int):
     defective = labels.bool() & (masks.flatten(1).sum(1) > 0)
     inside = (fg * masks).flatten(1).sum(1) / masks.flatten(1).sum(1).clamp_min(1)
     share = inside[defective]
-    batch = images[:16]
-    if len(batch) < 16:
-        batch = batch.repeat((16 + len(batch) - 1) // len(batch), 1, 1, 1)[:16]
-    fm(batch)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fm(batch)
-        times.append((time.perf_counter() - t) * 1000)
     return {
         "share": float(share.mean()),
         "below": float((share < 0.5).float().mean()),
         "area": float(fg.mean()),
         "whole": float(whole.float().mean()),
-        "ms": statistics.median(times),
     }, fg
+
+
+def timings(modules: dict[str, ForegroundMask], images, repeats: int) -> dict[str, float]:
+    """Median ms per batch of 16, the methods timed in turn within every repeat (so a change in the
+    machine's load hits them alike)."""
+    batch = images[:16]
+    if len(batch) < 16:
+        batch = batch.repeat((16 + len(batch) - 1) // len(batch), 1, 1, 1)[:16]
+    times: dict[str, list[float]] = {name: [] for name in modules}
+    for fm in modules.values():
+        fm(batch)
+    for _ in range(repeats):
+        for name, fm in modules.items():
+            t = time.perf_counter()
+            fm(batch)
+            times[name].append((time.perf_counter() - t) * 1000)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def save_grid(path: Path, images, fgs: dict[str, torch.Tensor], masks, count: int = 8) -> None:
@@ -119,11 +126,12 @@ def main(argv=None) -> int:
     for spec in data:
         for size in args.size:
             name, images, masks, labels = load(spec, size)
+            modules = {method: ForegroundMask(**kwargs) for method, kwargs in METHODS.items()}
             results, fgs = {}, {}
-            for method, kwargs in METHODS.items():
-                results[method], fgs[method] = measure(
-                    ForegroundMask(**kwargs), images, masks, labels, args.repeats
-                )
+            for method, fm in modules.items():
+                results[method], fgs[method] = quality(fm, images, masks, labels)
+            for method, ms in timings(modules, images, args.repeats).items():
+                results[method]["ms"] = ms
             for method, r in results.items():
                 ratio = r["ms"] / results["otsu"]["ms"]
                 print(
