@@ -353,3 +353,23 @@ def test_foreground_bad_config_and_input() -> None:
         ForegroundMask(fill_holes="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="channels"):
         ForegroundMask()(torch.zeros(1, 2, 4, 4))
+
+
+# SHA-256 of the packed masks of ForegroundMask("otsu") on the bundled 256 x 256 photos (decoded PNGs,
+# no resizing), as fgad 0.1.0's Otsu pipeline computed them before the "auto" method existed.
+OTSU_DIGESTS = {
+    "train": "dddf8fa530d0f415617d96fbe9a3dc5ae29d0e7e4935f447a3fb6de12d8ce754",
+    "test": "c8016351b07c53c60ac7651e7b0638b466773a7eb010ac1a1dbdf60e78a32db8",
+}
+
+
+@pytest.mark.parametrize("split", sorted(OTSU_DIGESTS))
+def test_otsu_method_is_bit_identical_to_the_paper_pipeline(split: str) -> None:
+    import hashlib
+
+    from fgad.data import MVTecAD, demo_root, to_float
+
+    data = MVTecAD(demo_root().parent, "hazelnut_toy", split=split, image_size=None)
+    images = to_float(torch.stack([data[i]["image"] for i in range(len(data))]), "cpu")
+    masks = ForegroundMask("otsu")(images).bool().numpy()
+    assert hashlib.sha256(np.packbits(masks).tobytes()).hexdigest() == OTSU_DIGESTS[split]
