@@ -154,6 +154,17 @@ def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:
     """A TrainConfig: ``--config`` file (or ``base`` / the ``--preset``), then every given option."""
     from fgad.engine import TrainConfig, get_preset
 
+    try:
+        return _config_from_args(args, base)
+    except (TypeError, KeyError) as err:
+        # wrong types or names in a config file or an option: the user's input, said as such
+        raise ValueError(err.args[0] if err.args else str(err)) from err
+
+
+def _config_from_args(args: argparse.Namespace, base: Any) -> Any:
+    from fgad.engine import TrainConfig, get_preset
+    from fgad.models import is_model, list_models
+
     if getattr(args, "config", None):
         config = TrainConfig.from_json(args.config)
     elif base is not None:
@@ -169,15 +180,32 @@ def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:
         if f.name == "model_kwargs":
             value = {**config.model_kwargs, **dict(value or [])}
         changes[f.name] = value
-    return config.replace(**changes)
+    config = config.replace(**changes)
+    if not is_model(config.model):
+        raise ValueError(f"unknown model {config.model!r}; registered models: {list_models()}")
+    return config
 
 
 _BOOL = argparse.BooleanOptionalAction
 
 
 # -- parser -----------------------------------------------------------------------------------------
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """States an option's default once: appended only when the help does not already say it, and
+    never for options without a meaningful value (None, flags that only switch something off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+            or not action.option_strings
+        ):
+            return text
+        return text + " (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -570,9 +598,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"fgad {args.command}: error: {message}", file=sys.stderr)
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as err:
+        print(f"fgad {args.command}: error: {err}", file=sys.stderr)
         return 1
 
 

@@ -111,4 +111,6 @@ def test_tiny_demo_then_predict_and_errors(tmp_path: Path, capsys: pytest.Captur
     assert main(train) == 1
     assert "--resume" in capsys.readouterr().err
     assert main(["evaluate", os.fspath(tmp_path / "nothing"), "--no-progress"]) == 1
-    assert "evaluate needs dataset" in capsys.readouterr().err
+    assert "no run at" in capsys.readouterr().err
+    assert main(["train", "--model", "nosuch", "--print-config"]) == 1
+    assert "unknown model 'nosuch'; registered models" in capsys.readouterr().err

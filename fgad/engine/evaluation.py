@@ -74,6 +74,11 @@ def evaluate(
     from fgad.data import to_float
     from fgad.metrics import Evaluator
 
+    if not isinstance(model, torch.nn.Module) and not Path(model).exists():
+        raise FileNotFoundError(
+            f"no run at {os.fspath(model)!r}: expected a run directory, a save_pretrained folder or a "
+            "training checkpoint .pt"
+        )
     run_dir = None if isinstance(model, torch.nn.Module) else find_run_dir(model)
     run = read_run_file(run_dir) if run_dir is not None else None
     cfg: dict[str, Any] = run["config"] if run is not None else {}
