@@ -152,8 +152,6 @@ def _add_config_options(parser: argparse.ArgumentParser, only: Sequence[str] | N
 
 def config_from_args(args: argparse.Namespace, base: Any = None) -> Any:
     """A TrainConfig: ``--config`` file (or ``base`` / the ``--preset``), then every given option."""
-    from fgad.engine import TrainConfig, get_preset
-
     try:
         return _config_from_args(args, base)
     except (TypeError, KeyError) as err:
