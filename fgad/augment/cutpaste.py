@@ -1,0 +1,377 @@
+"""CutPaste and CutPaste-Scar (Li et al., CVPR 2021) behind :class:`AnomalySynthesizer`'s contract."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from ._params import ParamsMixin
+from ._patch import (
+    PatchSynthesizer,
+    apply_colour,
+    bilinear,
+    check_range,
+    coefficients,
+    colour_map,
+    jitter_factors,
+    patch_mean,
+    pick_pixel,
+    uniform,
+)
+from .foreground import ForegroundMask
+from .registry import register_synthesizer
+
+__all__ = ["CutPaste", "CutPasteParams", "CutPasteScar", "ScarParams"]
+
+
+def _jitter_strength(value: object) -> tuple[float, float, float, float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = (value,) * 4
+    try:
+        out = tuple(float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        raise TypeError(f"color_jitter must be a number or 4 numbers, got {value!r}") from None
+    if len(out) != 4 or not all(0.0 <= v <= 1.0 for v in out) or out[3] > 0.5:
+        raise ValueError(
+            "color_jitter must be (brightness, contrast, saturation, hue) in [0, 1] (hue <= 0.5), "
+            f"got {value!r}"
+        )
+    return out  # type: ignore[return-value]
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@dataclass
+class CutPasteParams(ParamsMixin):
+    """Random values of one :class:`CutPaste` call, per sample.
+
+    Attributes:
+        anomalous: (B,) bool, whether the sample gets a patch.
+        area: (B,) float32 patch area as a fraction of the image.
+        aspect: (B,) float32 patch height / width.
+        source: (B, 2) float32 in [0, 1): where the patch is cut (fraction of the free rows / columns).
+        target: (B,) float32 in [0, 1): the rank of the patch centre among the allowed pixels.
+        jitter: (B, 4) float32 brightness, contrast, saturation factors and hue shift.
+    """
+
+    anomalous: torch.Tensor
+    area: torch.Tensor
+    aspect: torch.Tensor
+    source: torch.Tensor
+    target: torch.Tensor
+    jitter: torch.Tensor
+
+
+@dataclass
+class ScarParams(ParamsMixin):
+    """Random values of one :class:`CutPasteScar` call, per sample.
+
+    Attributes:
+        anomalous: (B,) bool.
+        size: (B, 2) long scar height (its long side) and width in pixels.
+        angle: (B,) float32 rotation in degrees.
+        source: (B, 2) float32 in [0, 1): where the scar is cut.
+        target: (B,) float32 in [0, 1): the rank of the scar centre among the allowed pixels.
+        jitter: (B, 4) float32 colour jitter values.
+    """
+
+    anomalous: torch.Tensor
+    size: torch.Tensor
+    angle: torch.Tensor
+    source: torch.Tensor
+    target: torch.Tensor
+    jitter: torch.Tensor
+
+
+class CutPaste(PatchSynthesizer):
+    """CutPaste: a rectangle cut from the image, colour-jittered and pasted elsewhere in it.
+
+    Li, Sohn, Yoon, Pfister. CutPaste: self-supervised learning for anomaly detection and localization.
+    CVPR 2021: area ratio in (0.02, 0.15), aspect ratio (height / width) uniform in (0.3, 1) or in
+    (1, 3.3) with equal probability, colour jitter 0.1 (brightness, contrast, saturation, hue).
+
+    Args:
+        foreground: where the patch may go (see :class:`~fgad.augment.AnomalySynthesizer`); ``None``:
+            anywhere, as in the paper.
+        anomaly_prob: probability that a sample gets a patch.
+        area_ratio: (lo, hi) patch area as a fraction of the image.
+        aspect_ratio: (lo, hi) with lo <= 1 <= hi: height / width, uniform on (lo, 1) or (1, hi).
+        color_jitter: brightness, contrast, saturation and hue strengths (one number: all four).
+        polarity, min_fraction, cleanup, fill_holes: passed to :class:`ForegroundMask`.
+
+    Shape:
+        images (B, C, H, W) or (C, H, W) floating in [0, 1], C in {1, 3}.
+
+    Convention:
+        The contract of :class:`~fgad.augment.AnomalySynthesizer`: sample first (a params object,
+        drawn with ``generator`` on its device), apply second; ``params=`` replays a call bit for bit;
+        a batch equals its samples done one by one; pixels outside the mask are bitwise the input's;
+        label = mask non-empty; the images' dtype is kept; (C, H, W) gives a single result. The
+        patch comes from the image itself: ``textures`` is accepted and ignored, and ``target`` is the
+        input (no input rotation). The patch centre is a pixel of the foreground (uniform over it;
+        ``foreground=None``: over the image, the paper's placement) and the mask is the pasted
+        region on the foreground. The colour jitter is one affine colour map per sample (see
+        ``fgad.augment._patch.colour_map``), clamped to [0, 1]; the contrast reference is the patch's
+        mean grey level read on an 8 x 8 lattice of its pixels. No Python loop over the batch and
+        no host synchronisation (on the CPU only the pasted pixels are computed).
+    Example:
+        >>> synth = CutPaste(foreground=None, anomaly_prob=1.0)
+        >>> res = synth(torch.rand(2, 3, 64, 64), generator=torch.Generator().manual_seed(0))
+        >>> res.label.tolist()
+        [1.0, 1.0]
+    """
+
+    params_type = CutPasteParams
+
+    def __init__(
+        self,
+        foreground: Literal["auto", "otsu"] | ForegroundMask | None = "auto",
+        anomaly_prob: float = 0.5,
+        area_ratio: tuple[float, float] = (0.02, 0.15),
+        aspect_ratio: tuple[float, float] = (0.3, 3.3),
+        color_jitter: float | tuple[float, float, float, float] = 0.1,
+        **foreground_options: object,
+    ) -> None:
+        super().__init__(foreground, anomaly_prob, **foreground_options)  # type: ignore[arg-type]
+        self.area_ratio = check_range("area_ratio", area_ratio, 1e-6, 1.0)
+        self.aspect_ratio = check_range("aspect_ratio", aspect_ratio, 1e-3, 1e3)
+        if not self.aspect_ratio[0] <= 1.0 <= self.aspect_ratio[1]:
+            raise ValueError(f"aspect_ratio must hold 1 (lo <= 1 <= hi), got {aspect_ratio!r}")
+        self.color_jitter = _jitter_strength(color_jitter)
+
+    def sample_params(
+        self,
+        batch_size: int,
+        *,
+        bank_size: int | None = None,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> CutPasteParams:
+        """Draw every random value for ``batch_size`` samples."""
+        where, b = self._where(generator, device), batch_size
+        anomalous = self._draw_anomalous(b, self.anomaly_prob, where, generator)
+        area = uniform((b,), *self.area_ratio, where, generator)
+        tall = torch.rand(b, generator=generator, device=where) < 0.5
+        lo, hi = self.aspect_ratio
+        aspect = torch.where(
+            tall, uniform((b,), 1.0, hi, where, generator), uniform((b,), lo, 1.0, where, generator)
+        )
+        source = torch.rand(b, 2, generator=generator, device=where)
+        target = torch.rand(b, generator=generator, device=where)
+        jitter = jitter_factors(b, self.color_jitter, where, generator)
+        params = CutPasteParams(anomalous, area, aspect, source, target, jitter)
+        return params.to(device) if device is not None else params
+
+    def _apply(
+        self,
+        images: torch.Tensor,
+        bank: torch.Tensor | None,
+        params: CutPasteParams,
+        foreground: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, channels, height, width = images.shape
+        work = _compute_dtype(images.dtype)
+        area = params.area.to(torch.float64) * (height * width)
+        aspect = params.aspect.to(torch.float64)
+        h = (area * aspect).sqrt().round().long().clamp(1, height)
+        w = (area / aspect).sqrt().round().long().clamp(1, width)
+        sy = (params.source[:, 0].to(torch.float64) * (height - h + 1)).floor().long()
+        sx = (params.source[:, 1].to(torch.float64) * (width - w + 1)).floor().long()
+        fg = None if foreground is None else foreground[:, 0]
+        cy, cx, ok = pick_pixel(fg, params.target, (height, width))
+        ty = torch.minimum((cy - h // 2).clamp(min=0), height - h)
+        tx = torch.minimum((cx - w // 2).clamp(min=0), width - w)
+        on = params.anomalous & ok
+        ys = torch.arange(height, device=images.device).view(1, -1)
+        xs = torch.arange(width, device=images.device).view(1, -1)
+        rows = (ys >= ty.view(-1, 1)) & (ys < (ty + h).view(-1, 1)) & on.view(-1, 1)
+        cols = (xs >= tx.view(-1, 1)) & (xs < (tx + w).view(-1, 1))
+        mask = rows.unsqueeze(2) & cols.unsqueeze(1)
+        if fg is not None:
+            mask &= fg
+        matrix, offset = colour_map(params.jitter, patch_mean(images, sy, sx, h, w), channels)
+        matrix, offset = matrix.to(work), offset.to(work)
+        flat = images.contiguous().view(batch, channels, height * width)
+        out = flat.clone()
+        if images.device.type == "cpu":
+            # Only the pasted pixels: their list costs nothing to read on the CPU.
+            b, y, x = mask.nonzero(as_tuple=True)
+            src = (sy[b] + y - ty[b]) * width + (sx[b] + x - tx[b])
+            values = [flat[b, c, src].to(work) for c in range(channels)]
+            new = apply_colour(values, coefficients(matrix[b], (-1,)), offset[b])
+            dst = y * width + x
+            for c in range(channels):
+                out[b, c, dst] = new[c].to(images.dtype)
+        else:
+            src_y = (sy.view(-1, 1) + ys - ty.view(-1, 1)).clamp_(0, height - 1)
+            src_x = (sx.view(-1, 1) + xs - tx.view(-1, 1)).clamp_(0, width - 1)
+            index = (src_y.unsqueeze(2) * width + src_x.unsqueeze(1)).view(batch, 1, -1)
+            read = flat.gather(2, index.expand(batch, channels, height * width)).to(work)
+            new = apply_colour(
+                [read[:, c] for c in range(channels)], coefficients(matrix, (-1, 1)), offset.view(-1, 1)
+            )
+            pasted = torch.stack(new, 1).to(images.dtype)
+            out = torch.where(mask.view(batch, 1, -1), pasted, flat)
+        return out.view(batch, channels, height, width), mask.unsqueeze(1)
+
+
+class CutPasteScar(PatchSynthesizer):
+    """CutPaste-Scar: a thin rectangle cut from the image, colour-jittered, rotated and pasted.
+
+    Li et al. CVPR 2021: width (2, 16) and height (10, 25) pixels, rotation (-45, 45) degrees, colour
+    jitter 0.1. The rotated scar is read from the cut rectangle bilinearly (neighbours clamped to it,
+    so nothing outside the cut bleeds in) and centred on the chosen pixel; parts that leave the image
+    are dropped.
+
+    Args:
+        foreground: where the scar may go; ``None``: anywhere, as in the paper.
+        anomaly_prob: probability that a sample gets a scar.
+        width: (lo, hi) integer scar width in pixels (the short side).
+        height: (lo, hi) integer scar length in pixels.
+        rotation: (lo, hi) rotation in degrees.
+        color_jitter: as :class:`CutPaste`.
+        polarity, min_fraction, cleanup, fill_holes: passed to :class:`ForegroundMask`.
+
+    Shape:
+        images (B, C, H, W) or (C, H, W) floating in [0, 1], C in {1, 3}.
+
+    Convention:
+        The contract of :class:`~fgad.augment.AnomalySynthesizer`: sample first (a params object,
+        drawn with ``generator`` on its device), apply second; ``params=`` replays a call bit for bit;
+        a batch equals its samples done one by one; pixels outside the mask are bitwise the input's;
+        label = mask non-empty; the images' dtype is kept; (C, H, W) gives a single result. The
+        patch comes from the image itself: ``textures`` is accepted and ignored, and ``target`` is the
+        input (no input rotation). The patch centre is a pixel of the foreground (uniform over it;
+        ``foreground=None``: over the image, the paper's placement) and the mask is the pasted
+        region on the foreground. The colour jitter is one affine colour map per sample (see
+        ``fgad.augment._patch.colour_map``), clamped to [0, 1]; the contrast reference is the patch's
+        mean grey level read on an 8 x 8 lattice of its pixels. No Python loop over the batch and
+        no host synchronisation (on the CPU only the pasted pixels are computed).
+    Example:
+        >>> synth = CutPasteScar(foreground=None, anomaly_prob=1.0)
+        >>> res = synth(torch.rand(3, 64, 64), generator=torch.Generator().manual_seed(0))
+        >>> res.image.shape, res.mask.shape, float(res.label)
+        (torch.Size([3, 64, 64]), torch.Size([1, 64, 64]), 1.0)
+    """
+
+    params_type = ScarParams
+
+    def __init__(
+        self,
+        foreground: Literal["auto", "otsu"] | ForegroundMask | None = "auto",
+        anomaly_prob: float = 0.5,
+        width: tuple[int, int] = (2, 16),
+        height: tuple[int, int] = (10, 25),
+        rotation: tuple[float, float] = (-45.0, 45.0),
+        color_jitter: float | tuple[float, float, float, float] = 0.1,
+        **foreground_options: object,
+    ) -> None:
+        super().__init__(foreground, anomaly_prob, **foreground_options)  # type: ignore[arg-type]
+        self.width = tuple(int(v) for v in check_range("width", width, 1, 4096))
+        self.height = tuple(int(v) for v in check_range("height", height, 1, 4096))
+        self.rotation = check_range("rotation", rotation, -360.0, 360.0)
+        self.color_jitter = _jitter_strength(color_jitter)
+
+    def sample_params(
+        self,
+        batch_size: int,
+        *,
+        bank_size: int | None = None,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> ScarParams:
+        """Draw every random value for ``batch_size`` samples."""
+        where, b = self._where(generator, device), batch_size
+        anomalous = self._draw_anomalous(b, self.anomaly_prob, where, generator)
+        h = torch.randint(self.height[0], self.height[1] + 1, (b,), generator=generator, device=where)
+        w = torch.randint(self.width[0], self.width[1] + 1, (b,), generator=generator, device=where)
+        angle = uniform((b,), *self.rotation, where, generator)
+        source = torch.rand(b, 2, generator=generator, device=where)
+        target = torch.rand(b, generator=generator, device=where)
+        jitter = jitter_factors(b, self.color_jitter, where, generator)
+        params = ScarParams(anomalous, torch.stack((h, w), 1), angle, source, target, jitter)
+        return params.to(device) if device is not None else params
+
+    def window(self, height: int, width: int) -> tuple[int, int]:
+        """The fixed window (rows, columns) that holds every possible scar, whatever its angle."""
+        side = math.ceil(math.hypot(self.height[1], self.width[1])) + 3
+        return min(side, height), min(side, width)
+
+    def _apply(
+        self,
+        images: torch.Tensor,
+        bank: torch.Tensor | None,
+        params: ScarParams,
+        foreground: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, channels, height, width = images.shape
+        work = _compute_dtype(images.dtype)
+        device = images.device
+        h = params.size[:, 0].clamp(1, height)
+        w = params.size[:, 1].clamp(1, width)
+        sy = (params.source[:, 0].to(torch.float64) * (height - h + 1)).floor().long()
+        sx = (params.source[:, 1].to(torch.float64) * (width - w + 1)).floor().long()
+        fg = None if foreground is None else foreground[:, 0]
+        cy, cx, ok = pick_pixel(fg, params.target, (height, width))
+        on = params.anomalous & ok
+        lh, lw = self.window(height, width)
+        oy = torch.minimum((cy - lh // 2).clamp(min=0), torch.full_like(cy, height - lh))
+        ox = torch.minimum((cx - lw // 2).clamp(min=0), torch.full_like(cx, width - lw))
+        gy = oy.view(-1, 1, 1) + torch.arange(lh, device=device).view(1, -1, 1)  # (B, lh, 1)
+        gx = ox.view(-1, 1, 1) + torch.arange(lw, device=device).view(1, 1, -1)  # (B, 1, lw)
+        theta = params.angle.to(torch.float64) * (math.pi / 180.0)
+        cos = torch.cos(theta).to(work).view(-1, 1, 1)
+        sin = torch.sin(theta).to(work).view(-1, 1, 1)
+        dy = (gy - cy.view(-1, 1, 1)).to(work)
+        dx = (gx - cx.view(-1, 1, 1)).to(work)
+        half_h = ((h - 1).to(work) / 2).view(-1, 1, 1)
+        half_w = ((w - 1).to(work) / 2).view(-1, 1, 1)
+        # the scar's own coordinates of each window pixel (the inverse rotation about its centre)
+        qy = cos * dy + sin * dx + half_h
+        qx = cos * dx - sin * dy + half_w
+        inside = (
+            (qy >= -0.5)
+            & (qy < h.to(work).view(-1, 1, 1) - 0.5)
+            & (qx >= -0.5)
+            & (qx < w.to(work).view(-1, 1, 1) - 0.5)
+            & on.view(-1, 1, 1)
+        )
+        index = (gy * width + gx).view(batch, -1)  # (B, K), distinct pixels inside the image
+        if fg is not None:
+            inside &= fg.reshape(batch, -1).gather(1, index).view_as(inside)
+        k = index.shape[1]
+        values = bilinear(
+            images,
+            (sy.view(-1, 1, 1) + qy).view(batch, k),
+            (sx.view(-1, 1, 1) + qx).view(batch, k),
+            (sy, sx),
+            (sy + h - 1, sx + w - 1),
+        )
+        values = [v.to(work) for v in values]
+        matrix, offset = colour_map(params.jitter, patch_mean(images, sy, sx, h, w), channels)
+        new = apply_colour(values, coefficients(matrix.to(work), (-1, 1)), offset.to(work).view(-1, 1))
+        flat = images.contiguous().view(batch, channels, height * width)
+        where = index.view(batch, 1, k).expand(batch, channels, k)
+        before = flat.gather(2, where)
+        pasted = torch.where(inside.view(batch, 1, k), torch.stack(new, 1).to(images.dtype), before)
+        out = flat.clone().scatter_(2, where, pasted)
+        mask = torch.zeros(batch, height * width, dtype=torch.bool, device=device)
+        mask.scatter_(1, index, inside.view(batch, k))
+        return out.view(batch, channels, height, width), mask.view(batch, 1, height, width)
+
+
+@register_synthesizer(name="cutpaste")
+def _cutpaste(**kwargs: object) -> CutPaste:
+    """CutPaste: a jittered rectangle of the image pasted elsewhere (Li et al. 2021)."""
+    return CutPaste(**kwargs)  # type: ignore[arg-type]
+
+
+@register_synthesizer(name="cutpaste_scar")
+def _cutpaste_scar(**kwargs: object) -> CutPasteScar:
+    """CutPaste-Scar: a thin rotated scar of the image pasted elsewhere (Li et al. 2021)."""
+    return CutPasteScar(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,235 @@
+"""Natural synthetic anomalies (Schlüter et al., ECCV 2022): patches of other normal images, resized
+and blended in with Poisson image editing, behind :class:`AnomalySynthesizer`'s contract."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from .._checks import check_image
+from ._params import ParamsMixin
+from ._patch import BankCache, PatchSynthesizer, bilinear, check_range, pick_pixel, uniform
+from .foreground import ForegroundMask
+from .poisson import solve_window
+from .registry import register_synthesizer
+
+__all__ = ["NSAParams", "NaturalSyntheticAnomaly"]
+
+
+@dataclass
+class NSAParams(ParamsMixin):
+    """Random values of one :class:`NaturalSyntheticAnomaly` call, per sample.
+
+    Attributes:
+        anomalous: (B,) bool, whether the sample gets a patch.
+        size: (B, 2) float32 pasted patch height and width as fractions of the image.
+        scale: (B,) float32 resize factor (pasted size / cut size).
+        source: (B, 2) float32 in [0, 1): where the patch is cut (fraction of the free rows / columns).
+        target: (B,) float32 in [0, 1): the rank of the patch centre among the allowed pixels.
+        source_index: (B,) long index of the source image in the bank (``arange(B)`` for one source per
+            sample; unused without a bank).
+    """
+
+    anomalous: torch.Tensor
+    size: torch.Tensor
+    scale: torch.Tensor
+    source: torch.Tensor
+    target: torch.Tensor
+    source_index: torch.Tensor
+
+
+class NaturalSyntheticAnomaly(PatchSynthesizer):
+    """NSA: a patch of another normal image, resized and blended in seamlessly (Poisson editing).
+
+    Schlüter, Tan, Hou, Kainz. Natural synthetic anomalies for self-supervised anomaly detection and
+    localization. ECCV 2022. A rectangle of a source image is cut, resized by a factor in ``scale``,
+    and cloned into the image with Poisson image editing (Pérez et al. 2003): inside the patch the
+    source's gradients, on its border the image's own values, so the seam vanishes and the anomaly
+    differs from its surroundings in structure rather than in an edge. The equation is solved exactly
+    per patch with a batched discrete sine transform (:func:`fgad.augment.poisson.poisson_blend`,
+    within one grey level of ``cv2.seamlessClone``).
+
+    Args:
+        foreground: where the patch centre may go and what the mask may cover (see
+            :class:`~fgad.augment.AnomalySynthesizer`); ``None``: anywhere.
+        anomaly_prob: probability that a sample gets a patch.
+        patch_size: (lo, hi) pasted height and width, each uniform, as fractions of the image side.
+        scale: (lo, hi) resize factor from the cut to the pasted patch (NSA: (0.7, 1.3)).
+        polarity, min_fraction, cleanup, fill_holes: passed to :class:`ForegroundMask`.
+
+    Shape:
+        images (B, C, H, W) or (C, H, W) floating in [0, 1], C in {1, 3}. ``textures`` is the bank of
+        normal images the patches come from: (B, C, H, W) (one source per sample), a bank
+        (N, C, h, w) of any size (resized to the images' size once and cached while the bank tensor is
+        alive and unchanged) or ``None``: the patch comes from another place of the same image. In
+        training, pass the training images (not the sample's own batch, so that a batch stays equal
+        to its samples done one by one).
+
+    Convention:
+        The contract of :class:`~fgad.augment.AnomalySynthesizer` (sample first, replay with
+        ``params=``, a batch equals its samples, pixels outside the mask bitwise the input's, label =
+        mask non-empty, dtype kept, (C, H, W) for one image; ``target`` is the input, no input
+        rotation). The mask is the patch rectangle on the foreground; the solution is written there
+        only (where a foreground edge crosses the patch, the part off the object keeps its pixels, so
+        the patch ends at the object's own outline). Source gradients are used on every edge that
+        touches the mask, the image's own elsewhere in the rectangle. The NSA paper's continuous
+        labels are not used: masks are binary. Computed in float32 in windows of a fixed size (from
+        ``patch_size``) for the whole batch: no Python loop over the batch, no host synchronisation.
+
+    Example:
+        >>> synth = NaturalSyntheticAnomaly(foreground=None, anomaly_prob=1.0)
+        >>> images, bank = torch.rand(2, 3, 64, 64), torch.rand(5, 3, 80, 80)
+        >>> res = synth(images, bank, generator=torch.Generator().manual_seed(0))
+        >>> res.label.tolist(), torch.equal(synth(images, bank, params=res.params).image, res.image)
+        ([1.0, 1.0], True)
+    """
+
+    params_type = NSAParams
+
+    def __init__(
+        self,
+        foreground: Literal["auto", "otsu"] | ForegroundMask | None = "auto",
+        anomaly_prob: float = 0.5,
+        patch_size: tuple[float, float] = (0.1, 0.4),
+        scale: tuple[float, float] = (0.7, 1.3),
+        **foreground_options: object,
+    ) -> None:
+        super().__init__(foreground, anomaly_prob, **foreground_options)  # type: ignore[arg-type]
+        self.patch_size = check_range("patch_size", patch_size, 1e-6, 1.0)
+        self.scale = check_range("scale", scale, 1e-3, 1e3)
+        self._cache = BankCache()
+
+    def sample_params(
+        self,
+        batch_size: int,
+        *,
+        bank_size: int | None = None,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> NSAParams:
+        """Draw every random value for ``batch_size`` samples (``bank_size``: N of a source bank)."""
+        where, b = self._where(generator, device), batch_size
+        anomalous = self._draw_anomalous(b, self.anomaly_prob, where, generator)
+        size = uniform((b, 2), *self.patch_size, where, generator)
+        scale = uniform((b,), *self.scale, where, generator)
+        source = torch.rand(b, 2, generator=generator, device=where)
+        target = torch.rand(b, generator=generator, device=where)
+        if bank_size is None:
+            index = torch.arange(b, device=where)
+        else:
+            index = torch.randint(0, bank_size, (b,), generator=generator, device=where)
+        params = NSAParams(anomalous, size, scale, source, target, index)
+        return params.to(device) if device is not None else params
+
+    def _bank(
+        self, textures: torch.Tensor | None, images: torch.Tensor
+    ) -> tuple[torch.Tensor | None, int | None]:
+        if textures is None:
+            return None, None
+        check_image(textures, "textures", channels=(images.shape[1],), check_range=False)
+        if textures.device != images.device:
+            raise ValueError(f"textures must be on the images' device {images.device}, got {textures.device}")
+        batch, _, height, width = images.shape
+        if textures.shape[0] == batch and tuple(textures.shape[-2:]) == (height, width):
+            return textures, None
+        return textures, int(textures.shape[0])
+
+    def window(self, height: int, width: int) -> tuple[int, int]:
+        """The fixed window (rows, columns) that holds every possible patch and its one-pixel ring."""
+        return (
+            min(height, self._side(self.patch_size[1], height) + 2),
+            min(width, self._side(self.patch_size[1], width) + 2),
+        )
+
+    @staticmethod
+    def _side(fraction: float | torch.Tensor, n: int) -> torch.Tensor | int:
+        if isinstance(fraction, torch.Tensor):
+            return (fraction.to(torch.float64) * n).round().long().clamp(1, max(n - 2, 1))
+        return min(max(round(fraction * n), 1), max(n - 2, 1))
+
+    def _apply(
+        self,
+        images: torch.Tensor,
+        bank: torch.Tensor | None,
+        params: NSAParams,
+        foreground: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        batch, channels, height, width = images.shape
+        device = images.device
+        if height < 3 or width < 3:  # no room for a patch inside a one-pixel ring
+            return images, torch.zeros(batch, 1, height, width, dtype=torch.bool, device=device)
+        work = torch.float64 if images.dtype == torch.float64 else torch.float32
+        dh = self._side(params.size[:, 0], height)
+        dw = self._side(params.size[:, 1], width)
+        fg = None if foreground is None else foreground[:, 0]
+        cy, cx, ok = pick_pixel(fg, params.target, (height, width))
+        ty = torch.minimum((cy - dh // 2).clamp(min=1), height - 1 - dh)
+        tx = torch.minimum((cx - dw // 2).clamp(min=1), width - 1 - dw)
+        on = params.anomalous & ok
+        lh, lw = self.window(height, width)
+        oy = torch.minimum(ty - 1, torch.full_like(ty, height - lh))
+        ox = torch.minimum(tx - 1, torch.full_like(tx, width - lw))
+        ry, rx = ty - oy, tx - ox  # the rectangle in window coordinates
+        gy = oy.view(-1, 1, 1) + torch.arange(lh, device=device).view(1, -1, 1)
+        gx = ox.view(-1, 1, 1) + torch.arange(lw, device=device).view(1, 1, -1)
+        index = (gy * width + gx).view(batch, -1)  # (B, K) distinct pixels inside the image
+        k = index.shape[1]
+        rows = torch.arange(lh, device=device).view(1, -1, 1)
+        cols = torch.arange(lw, device=device).view(1, 1, -1)
+        region = (
+            (rows >= ry.view(-1, 1, 1))
+            & (rows < (ry + dh).view(-1, 1, 1))
+            & (cols >= rx.view(-1, 1, 1))
+            & (cols < (rx + dw).view(-1, 1, 1))
+            & on.view(-1, 1, 1)
+        )
+        if fg is not None:
+            region &= fg.reshape(batch, -1).gather(1, index).view(batch, lh, lw)
+
+        # The source: a (dh / scale) x (dw / scale) rectangle of the source image, resized to the patch
+        # (bilinear, pixel centres aligned like align_corners=False), read for the patch and its ring.
+        if bank is None:
+            source, pick = images, None
+        elif bank.shape[0] == batch and tuple(bank.shape[-2:]) == (height, width):
+            source, pick = bank, None  # one source per sample (params.source_index is not read)
+        else:
+            source, pick = self._cache.resized(bank, (height, width)), params.source_index
+        scale = params.scale.to(torch.float64)
+        sh = (dh.to(torch.float64) / scale).round().long().clamp(1, height)
+        sw = (dw.to(torch.float64) / scale).round().long().clamp(1, width)
+        sy = (params.source[:, 0].to(torch.float64) * (height - sh + 1)).floor().long()
+        sx = (params.source[:, 1].to(torch.float64) * (width - sw + 1)).floor().long()
+        step_y = (sh.to(work) / dh.to(work)).view(-1, 1, 1)
+        step_x = (sw.to(work) / dw.to(work)).view(-1, 1, 1)
+        py = sy.to(work).view(-1, 1, 1) + ((gy - ty.view(-1, 1, 1)).to(work) + 0.5) * step_y - 0.5
+        px = sx.to(work).view(-1, 1, 1) + ((gx - tx.view(-1, 1, 1)).to(work) + 0.5) * step_x - 0.5
+        zero = torch.zeros_like(sy)
+        s = bilinear(
+            source,
+            py.expand(batch, lh, lw).reshape(batch, k),
+            px.expand(batch, lh, lw).reshape(batch, k),
+            (zero, zero),
+            (zero + height - 1, zero + width - 1),
+            pick,
+        )
+        s_window = torch.stack(s, 1).to(work).view(batch, channels, lh, lw)
+
+        flat = images.contiguous().view(batch, channels, height * width)
+        where = index.view(batch, 1, k).expand(batch, channels, k)
+        before = flat.gather(2, where)
+        d_window = before.to(work).view(batch, channels, lh, lw)
+        e = solve_window(d_window, s_window, region, ry, rx, dh, dw)
+        solved = (d_window + e).clamp_(0.0, 1.0).to(images.dtype).view(batch, channels, k)
+        pasted = torch.where(region.view(batch, 1, k), solved, before)
+        out = flat.clone().scatter_(2, where, pasted)
+        mask = torch.zeros(batch, height * width, dtype=torch.bool, device=device)
+        mask.scatter_(1, index, region.view(batch, k))
+        return out.view(batch, channels, height, width), mask.view(batch, 1, height, width)
+
+
+@register_synthesizer(name="nsa")
+def _nsa(**kwargs: object) -> NaturalSyntheticAnomaly:
+    """NSA: a resized patch of another normal image, Poisson-blended (Schlüter et al. 2022)."""
+    return NaturalSyntheticAnomaly(**kwargs)  # type: ignore[arg-type]
