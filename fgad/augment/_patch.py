@@ -15,6 +15,7 @@ from torch import nn
 from .._checks import as_batch, check_image, is_validating, validation
 from ._params import sample_device
 from .foreground import FOREGROUND_METHODS, ForegroundMask, Polarity, _any_true
+from .functional import _new_buffer
 from .synthesizer import SynthesisResult, _check_values, _given_foreground, _probability, _range
 
 __all__: list[str] = []
@@ -23,6 +24,12 @@ __all__: list[str] = []
 _LUMA = (0.299, 0.587, 0.114)
 # Fixed-point scale of the exact patch mean (integer sums do not depend on the reduction order).
 _FIXED = float(2**24)
+
+
+def fresh_copy(x: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x`` in a new buffer (on the CPU a large one avoids the page faults of a fresh
+    allocation, see ``fgad.augment.functional._new_buffer``)."""
+    return _new_buffer(x.shape, x.dtype, x.device).copy_(x)
 
 
 def uniform(
@@ -269,7 +276,7 @@ class PatchSynthesizer(nn.Module):
     ) -> Any:
         raise NotImplementedError
 
-    def _apply(
+    def _synthesize(
         self, images: torch.Tensor, bank: torch.Tensor | None, params: Any, foreground: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(image, bool mask (B, 1, H, W)) of the batch."""
@@ -326,9 +333,10 @@ class PatchSynthesizer(nn.Module):
             fg = given
             if fg is None and self.foreground_mask is not None:
                 fg = self.foreground_mask.foreground(images)
-            image, mask = self._apply(images, bank, params, fg)
+            image, mask = self._synthesize(images, bank, params, fg)
         label = _any_true(mask).to(images.dtype)
-        result = SynthesisResult(image, images, mask.to(images.dtype), label, params, fg)
+        mask_out = _new_buffer(mask.shape, images.dtype, images.device).copy_(mask)
+        result = SynthesisResult(image, images, mask_out, label, params, fg)
         return result.first() if single else result
 
     def _check_replay(self, params: Any, bank_size: int | None) -> None:

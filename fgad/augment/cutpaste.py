@@ -16,6 +16,7 @@ from ._patch import (
     check_range,
     coefficients,
     colour_map,
+    fresh_copy,
     jitter_factors,
     patch_mean,
     pick_pixel,
@@ -127,6 +128,7 @@ class CutPaste(PatchSynthesizer):
     """
 
     params_type = CutPasteParams
+    _sparse_on_cpu = True  # the CPU computes the pasted pixels only (False: the accelerator path)
 
     def __init__(
         self,
@@ -167,7 +169,7 @@ class CutPaste(PatchSynthesizer):
         params = CutPasteParams(anomalous, area, aspect, source, target, jitter)
         return params.to(device) if device is not None else params
 
-    def _apply(
+    def _synthesize(
         self,
         images: torch.Tensor,
         bank: torch.Tensor | None,
@@ -197,16 +199,22 @@ class CutPaste(PatchSynthesizer):
         matrix, offset = colour_map(params.jitter, patch_mean(images, sy, sx, h, w), channels)
         matrix, offset = matrix.to(work), offset.to(work)
         flat = images.contiguous().view(batch, channels, height * width)
-        out = flat.clone()
-        if images.device.type == "cpu":
+        if images.device.type == "cpu" and self._sparse_on_cpu:
             # Only the pasted pixels: their list costs nothing to read on the CPU.
+            out = fresh_copy(flat)
+            plane = height * width
             b, y, x = mask.nonzero(as_tuple=True)
-            src = (sy[b] + y - ty[b]) * width + (sx[b] + x - tx[b])
-            values = [flat[b, c, src].to(work) for c in range(channels)]
-            new = apply_colour(values, coefficients(matrix[b], (-1,)), offset[b])
-            dst = y * width + x
+            dst = b * (channels * plane) + y * width + x
+            src = dst + ((sy - ty) * width + (sx - tx))[b]
+            source = flat.reshape(-1)
+            values = [source.take(src + c * plane).to(work) for c in range(channels)]
+            per_sample = matrix.reshape(batch, channels * channels).t().contiguous()
+            coef = per_sample.index_select(1, b)  # (C * C, P)
+            rows_coef = [[coef[i * channels + j] for j in range(channels)] for i in range(channels)]
+            new = apply_colour(values, rows_coef, offset[b])
+            target = out.view(-1)
             for c in range(channels):
-                out[b, c, dst] = new[c].to(images.dtype)
+                target.index_copy_(0, dst + c * plane, new[c].to(images.dtype))
         else:
             src_y = (sy.view(-1, 1) + ys - ty.view(-1, 1)).clamp_(0, height - 1)
             src_x = (sx.view(-1, 1) + xs - tx.view(-1, 1)).clamp_(0, width - 1)
@@ -302,7 +310,7 @@ class CutPasteScar(PatchSynthesizer):
         side = math.ceil(math.hypot(self.height[1], self.width[1])) + 3
         return min(side, height), min(side, width)
 
-    def _apply(
+    def _synthesize(
         self,
         images: torch.Tensor,
         bank: torch.Tensor | None,
@@ -327,10 +335,12 @@ class CutPasteScar(PatchSynthesizer):
         theta = params.angle.to(torch.float64) * (math.pi / 180.0)
         cos = torch.cos(theta).to(work).view(-1, 1, 1)
         sin = torch.sin(theta).to(work).view(-1, 1, 1)
-        dy = (gy - cy.view(-1, 1, 1)).to(work)
-        dx = (gx - cx.view(-1, 1, 1)).to(work)
         half_h = ((h - 1).to(work) / 2).view(-1, 1, 1)
         half_w = ((w - 1).to(work) / 2).view(-1, 1, 1)
+        # the scar's centre: its top-left pixel at (cy - h // 2, cx - w // 2) before the rotation, so
+        # that at 0 degrees every pixel is a pixel of the cut (no resampling)
+        dy = (gy - (cy - h // 2).view(-1, 1, 1)).to(work) - half_h
+        dx = (gx - (cx - w // 2).view(-1, 1, 1)).to(work) - half_w
         # the scar's own coordinates of each window pixel (the inverse rotation about its centre)
         qy = cos * dy + sin * dx + half_h
         qx = cos * dx - sin * dy + half_w
@@ -359,7 +369,7 @@ class CutPasteScar(PatchSynthesizer):
         where = index.view(batch, 1, k).expand(batch, channels, k)
         before = flat.gather(2, where)
         pasted = torch.where(inside.view(batch, 1, k), torch.stack(new, 1).to(images.dtype), before)
-        out = flat.clone().scatter_(2, where, pasted)
+        out = fresh_copy(flat).scatter_(2, where, pasted)
         mask = torch.zeros(batch, height * width, dtype=torch.bool, device=device)
         mask.scatter_(1, index, inside.view(batch, k))
         return out.view(batch, channels, height, width), mask.view(batch, 1, height, width)

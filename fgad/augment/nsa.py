@@ -10,7 +10,7 @@ import torch
 
 from .._checks import check_image
 from ._params import ParamsMixin
-from ._patch import BankCache, PatchSynthesizer, bilinear, check_range, pick_pixel, uniform
+from ._patch import BankCache, PatchSynthesizer, bilinear, check_range, fresh_copy, pick_pixel, uniform
 from .foreground import ForegroundMask
 from .poisson import solve_window
 from .registry import register_synthesizer
@@ -149,7 +149,7 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
             return (fraction.to(torch.float64) * n).round().long().clamp(1, max(n - 2, 1))
         return min(max(round(fraction * n), 1), max(n - 2, 1))
 
-    def _apply(
+    def _synthesize(
         self,
         images: torch.Tensor,
         bank: torch.Tensor | None,
@@ -223,7 +223,7 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
         e = solve_window(d_window, s_window, region, ry, rx, dh, dw)
         solved = (d_window + e).clamp_(0.0, 1.0).to(images.dtype).view(batch, channels, k)
         pasted = torch.where(region.view(batch, 1, k), solved, before)
-        out = flat.clone().scatter_(2, where, pasted)
+        out = fresh_copy(flat).scatter_(2, where, pasted)
         mask = torch.zeros(batch, height * width, dtype=torch.bool, device=device)
         mask.scatter_(1, index, region.view(batch, k))
         return out.view(batch, channels, height, width), mask.view(batch, 1, height, width)

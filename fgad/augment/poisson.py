@@ -64,7 +64,11 @@ def solve_window(
         ``v_pq = s_p - s_q`` on every edge that touches the region and ``d_p - d_q`` elsewhere.
     """
     batch, channels, lh, lw = dest.shape
-    delta = source - dest
+    # float64 throughout, rounded once at the end: the matrix products of a batch and of one sample
+    # may sum in different orders (the BLAS kernel depends on the number of matrices), and float64
+    # keeps that below float32's precision, so a batch still equals its samples.
+    work = torch.float64
+    delta = source.to(work) - dest.to(work)
     # guidance differences on the edges (right and down neighbours) that touch the region
     if edges == "forward":  # OpenCV's rule: the edge to the right / below of a region pixel
         use_x, use_y = region[:, :, :-1], region[:, :-1, :]
@@ -79,14 +83,26 @@ def solve_window(
     rhs[..., 1:, :] += gy
     rhs[..., :-1, :] -= gy
     fh, fw = max(lh - 2, 1), max(lw - 2, 1)
-    qh = _sine_basis(height, top, fh, lh, dest.dtype).unsqueeze(1)  # (B, 1, fh, lh)
-    qw = _sine_basis(width, left, fw, lw, dest.dtype).unsqueeze(1)  # (B, 1, fw, lw)
-    spectrum = torch.matmul(torch.matmul(qh, rhs), qw.transpose(-1, -2))  # (B, C, fh, fw)
-    lam = _eigenvalues(height, fh, dest.dtype).view(batch, 1, fh, 1) + _eigenvalues(
-        width, fw, dest.dtype
-    ).view(batch, 1, 1, fw)
-    spectrum = spectrum / lam
-    return torch.matmul(torch.matmul(qh.transpose(-1, -2), spectrum), qw)
+    qh = _sine_basis(height, top, fh, lh, work)  # (B, fh, lh)
+    qw = _sine_basis(width, left, fw, lw, work)  # (B, fw, lw)
+    spectrum = _products(qh, rhs, qw.transpose(1, 2))  # (B, C, fh, fw)
+    lam = _eigenvalues(height, fh, work).view(batch, 1, fh, 1) + _eigenvalues(width, fw, work).view(
+        batch, 1, 1, fw
+    )
+    return _products(qh.transpose(1, 2), spectrum / lam, qw).to(dest.dtype)
+
+
+def _products(left: torch.Tensor, middle: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``left[b] @ middle[b, c] @ right[b]`` for (B, m, k), (B, C, k, l), (B, l, n), one ``bmm`` over
+    the B * C matrices each time."""
+    batch, channels = middle.shape[:2]
+
+    def per_matrix(x: torch.Tensor) -> torch.Tensor:
+        return x.unsqueeze(1).expand(batch, channels, *x.shape[1:]).reshape(batch * channels, *x.shape[1:])
+
+    out = torch.bmm(per_matrix(left), middle.reshape(batch * channels, *middle.shape[2:]))
+    out = torch.bmm(out, per_matrix(right))
+    return out.view(batch, channels, left.shape[1], right.shape[2])
 
 
 def poisson_blend(
