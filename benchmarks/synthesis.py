@@ -2,8 +2,8 @@
 
 Every registered method (``fgad.augment.list_synthesizers()``) on 256 x 256 RGB batches, every sample
 anomalous, side by side with a per-sample reference loop of the same method written with numpy and
-OpenCV (the way a per-image data loader does it), and with anomalib's per-image implementation where
-one exists and anomalib is installed:
+OpenCV (the way a per-image data loader does it, its results collated into a batch as a DataLoader
+does), and with anomalib's per-image implementation where one exists and anomalib is installed:
 
 - ``fgad``: Perlin mask on the Otsu foreground, 3 of 6 texture ops, 30% of the inputs rotated, textures
   given; reference: the DRAEM-style loop below (numpy Perlin, PIL ops, cv2 Otsu); anomalib's
@@ -224,17 +224,26 @@ def mixed_one(img: np.ndarray, tex: np.ndarray, bank: list[np.ndarray], rng: np.
     return scar_one(img, rng) if u < 0.75 else nsa_one(img, bank, rng)
 
 
+def collate(samples: list[tuple]) -> tuple[torch.Tensor, ...]:
+    """The per-sample results as the batch a training step takes (what fgad's synthesizers return):
+    images, targets and masks (B, C, H, W) and labels (B,), as a DataLoader's collate stacks them."""
+    columns = list(zip(*samples, strict=True))
+    batch = [torch.from_numpy(np.stack(column)).permute(0, 3, 1, 2) for column in columns[:3]]
+    return (*batch, torch.tensor(columns[3]))
+
+
 def references(
     images: list[np.ndarray], textures: list[np.ndarray], bank: list[np.ndarray], rng: np.random.Generator
 ) -> dict[str, Callable[[], object]]:
-    """Per-sample reference loops, by method name."""
+    """Per-sample reference loops, by method name, each collated into a batch."""
+    pairs = list(zip(images, textures, strict=True))
     return {
-        "fgad": partial(draem_style, images, textures, rng, True),
-        "draem": partial(draem_style, images, textures, rng, False),
-        "cutpaste": lambda: [cutpaste_one(img, rng) for img in images],
-        "cutpaste_scar": lambda: [scar_one(img, rng) for img in images],
-        "nsa": lambda: [nsa_one(img, bank, rng) for img in images],
-        "mixed": lambda: [mixed_one(img, tex, bank, rng) for img, tex in zip(images, textures, strict=True)],
+        "fgad": lambda: collate(draem_style(images, textures, rng, True)),
+        "draem": lambda: collate(draem_style(images, textures, rng, False)),
+        "cutpaste": lambda: collate([cutpaste_one(img, rng) for img in images]),
+        "cutpaste_scar": lambda: collate([scar_one(img, rng) for img in images]),
+        "nsa": lambda: collate([nsa_one(img, bank, rng) for img in images]),
+        "mixed": lambda: collate([mixed_one(img, tex, bank, rng) for img, tex in pairs]),
     }
 
 

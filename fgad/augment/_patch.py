@@ -194,11 +194,14 @@ def bilinear(
     xb = torch.minimum(torch.maximum(x0f.long() + 1, xlo), xhi)
     flat = source.reshape(source.shape[0], channels, height * width)
     k = y.shape[1]
+    if index is not None:  # (B, C, 1) start of each read image's channels in the flat bank
+        channel = torch.arange(channels, device=y.device).view(1, -1, 1)
+        base = (index.view(-1, 1, 1) * channels + channel) * (height * width)
 
     def read(yy: torch.Tensor, xx: torch.Tensor) -> torch.Tensor:
         pixel = yy * width + xx
         if index is not None:
-            return flat[index.view(batch, 1), :, pixel].permute(0, 2, 1).to(torch.float32)
+            return flat.reshape(-1).take(base + pixel.view(batch, 1, k)).to(torch.float32)
         return flat.gather(2, pixel.view(batch, 1, k).expand(batch, channels, k)).to(torch.float32)
 
     top = read(ya, xa) * (1 - fx).unsqueeze(1) + read(ya, xb) * fx.unsqueeze(1)
@@ -279,7 +282,7 @@ class PatchSynthesizer(nn.Module):
     def _synthesize(
         self, images: torch.Tensor, bank: torch.Tensor | None, params: Any, foreground: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image, bool mask (B, 1, H, W)) of the batch."""
+        """(image, mask (B, 1, H, W)) of the batch; the mask bool or already in the images' dtype."""
         raise NotImplementedError
 
     def _bank(
@@ -334,8 +337,12 @@ class PatchSynthesizer(nn.Module):
             if fg is None and self.foreground_mask is not None:
                 fg = self.foreground_mask.foreground(images)
             image, mask = self._synthesize(images, bank, params, fg)
-        label = _any_true(mask).to(images.dtype)
-        mask_out = _new_buffer(mask.shape, images.dtype, images.device).copy_(mask)
+        if mask.dtype == torch.bool:
+            label = _any_true(mask).to(images.dtype)
+            mask_out = _new_buffer(mask.shape, images.dtype, images.device).copy_(mask)
+        else:  # already in the images' dtype
+            label = (mask.reshape(mask.shape[0], -1).amax(1) > 0).to(images.dtype)
+            mask_out = mask
         result = SynthesisResult(image, images, mask_out, label, params, fg)
         return result.first() if single else result
 

@@ -189,6 +189,11 @@ class CutPaste(PatchSynthesizer):
         ty = torch.minimum((cy - h // 2).clamp(min=0), height - h)
         tx = torch.minimum((cx - w // 2).clamp(min=0), width - w)
         on = params.anomalous & ok
+        matrix, offset = colour_map(params.jitter, patch_mean(images, sy, sx, h, w), channels)
+        matrix, offset = matrix.to(work), offset.to(work)
+        flat = images.contiguous().view(batch, channels, height * width)
+        if images.device.type == "cpu" and self._sparse_on_cpu:
+            return self._sparse(images, flat, fg, h, w, sy, sx, ty, tx, on, matrix, offset, work)
         ys = torch.arange(height, device=images.device).view(1, -1)
         xs = torch.arange(width, device=images.device).view(1, -1)
         rows = (ys >= ty.view(-1, 1)) & (ys < (ty + h).view(-1, 1)) & on.view(-1, 1)
@@ -196,36 +201,74 @@ class CutPaste(PatchSynthesizer):
         mask = rows.unsqueeze(2) & cols.unsqueeze(1)
         if fg is not None:
             mask &= fg
-        matrix, offset = colour_map(params.jitter, patch_mean(images, sy, sx, h, w), channels)
-        matrix, offset = matrix.to(work), offset.to(work)
-        flat = images.contiguous().view(batch, channels, height * width)
-        if images.device.type == "cpu" and self._sparse_on_cpu:
-            # Only the pasted pixels: their list costs nothing to read on the CPU.
-            out = fresh_copy(flat)
-            plane = height * width
-            b, y, x = mask.nonzero(as_tuple=True)
-            dst = b * (channels * plane) + y * width + x
-            src = dst + ((sy - ty) * width + (sx - tx))[b]
-            source = flat.reshape(-1)
-            values = [source.take(src + c * plane).to(work) for c in range(channels)]
-            per_sample = matrix.reshape(batch, channels * channels).t().contiguous()
-            coef = per_sample.index_select(1, b)  # (C * C, P)
-            rows_coef = [[coef[i * channels + j] for j in range(channels)] for i in range(channels)]
-            new = apply_colour(values, rows_coef, offset[b])
-            target = out.view(-1)
-            for c in range(channels):
-                target.index_copy_(0, dst + c * plane, new[c].to(images.dtype))
-        else:
-            src_y = (sy.view(-1, 1) + ys - ty.view(-1, 1)).clamp_(0, height - 1)
-            src_x = (sx.view(-1, 1) + xs - tx.view(-1, 1)).clamp_(0, width - 1)
-            index = (src_y.unsqueeze(2) * width + src_x.unsqueeze(1)).view(batch, 1, -1)
-            read = flat.gather(2, index.expand(batch, channels, height * width)).to(work)
-            new = apply_colour(
-                [read[:, c] for c in range(channels)], coefficients(matrix, (-1, 1)), offset.view(-1, 1)
-            )
-            pasted = torch.stack(new, 1).to(images.dtype)
-            out = torch.where(mask.view(batch, 1, -1), pasted, flat)
+        src_y = (sy.view(-1, 1) + ys - ty.view(-1, 1)).clamp_(0, height - 1)
+        src_x = (sx.view(-1, 1) + xs - tx.view(-1, 1)).clamp_(0, width - 1)
+        index = (src_y.unsqueeze(2) * width + src_x.unsqueeze(1)).view(batch, 1, -1)
+        read = flat.gather(2, index.expand(batch, channels, height * width)).to(work)
+        new = apply_colour(
+            [read[:, c] for c in range(channels)], coefficients(matrix, (-1, 1)), offset.view(-1, 1)
+        )
+        pasted = torch.stack(new, 1).to(images.dtype)
+        out = torch.where(mask.view(batch, 1, -1), pasted, flat)
         return out.view(batch, channels, height, width), mask.unsqueeze(1)
+
+    @staticmethod
+    def _sparse(
+        images: torch.Tensor,
+        flat: torch.Tensor,
+        fg: torch.Tensor | None,
+        h: torch.Tensor,
+        w: torch.Tensor,
+        sy: torch.Tensor,
+        sx: torch.Tensor,
+        ty: torch.Tensor,
+        tx: torch.Tensor,
+        on: torch.Tensor,
+        matrix: torch.Tensor,
+        offset: torch.Tensor,
+        work: torch.dtype,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """CPU: the pasted pixels listed arithmetically, rectangle by rectangle (the list's length
+        costs nothing to read here), and only those computed; the same values as the dense path."""
+        batch, channels, plane = flat.shape
+        width = images.shape[-1]
+        counts = h * w * on
+        total = int(counts.sum())
+
+        def each(values: torch.Tensor) -> torch.Tensor:  # per-sample values, once per pixel
+            return torch.repeat_interleave(values, counts, dim=-1, output_size=total)
+
+        start = counts.cumsum(0) - counts
+        local = torch.arange(total, device=flat.device) - each(start)
+        wide = each(w)
+        row, col = local // wide, local % wide
+        pixel = (each(ty) + row) * width + (each(tx) + col)  # in the image plane
+        first = each(torch.arange(batch, device=flat.device) * (channels * plane))
+        src = first + (each(sy) + row) * width + (each(sx) + col)
+        dst = first + pixel
+        mask = torch.zeros(batch * plane, dtype=images.dtype, device=flat.device)
+        coef = matrix.reshape(batch, channels * channels).t()
+        shift = offset
+        if fg is not None:
+            sample = each(torch.arange(batch, device=flat.device))
+            keep = fg.reshape(-1).take(sample * plane + pixel)
+            src, dst, pixel = src[keep], dst[keep], pixel[keep]
+            kept = torch.bincount(sample[keep], minlength=batch)
+            coef = torch.repeat_interleave(coef, kept, dim=1, output_size=int(src.numel()))
+            shift = torch.repeat_interleave(offset, kept, output_size=int(src.numel()))
+            sample = sample[keep]
+            mask.index_fill_(0, sample * plane + pixel, 1)
+        else:
+            coef, shift = each(coef), each(offset)
+            mask.index_fill_(0, each(torch.arange(batch, device=flat.device) * plane) + pixel, 1)
+        source = flat.reshape(-1)
+        values = [source.take(src + c * plane).to(work) for c in range(channels)]
+        rows_coef = [[coef[i * channels + j] for j in range(channels)] for i in range(channels)]
+        new = apply_colour(values, rows_coef, shift)
+        out = fresh_copy(flat).view(-1)
+        for c in range(channels):
+            out.index_copy_(0, dst + c * plane, new[c].to(images.dtype))
+        return out.view(images.shape), mask.view(batch, 1, *images.shape[2:])
 
 
 class CutPasteScar(PatchSynthesizer):

@@ -75,8 +75,11 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
         only (where a foreground edge crosses the patch, the part off the object keeps its pixels, so
         the patch ends at the object's own outline). Source gradients are used on every edge that
         touches the mask, the image's own elsewhere in the rectangle. The NSA paper's continuous
-        labels are not used: masks are binary. Computed in float32 in windows of a fixed size (from
-        ``patch_size``) for the whole batch: no Python loop over the batch, no host synchronisation.
+        labels are not used: masks are binary. Each patch is solved in a window around it: on
+        accelerators one window size (from ``patch_size``) for the whole batch, no host
+        synchronisation; on the CPU one size per class of patch sizes (16 pixels apart), no Python loop
+        over the batch. The transforms run in float64 and are rounded once, so the window size does
+        not show in the result.
 
     Example:
         >>> synth = NaturalSyntheticAnomaly(foreground=None, anomaly_prob=1.0)
@@ -149,6 +152,8 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
             return (fraction.to(torch.float64) * n).round().long().clamp(1, max(n - 2, 1))
         return min(max(round(fraction * n), 1), max(n - 2, 1))
 
+    _classes_on_cpu = True  # the CPU solves each size class in its own windows (False: one window)
+
     def _synthesize(
         self,
         images: torch.Tensor,
@@ -160,36 +165,18 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
         device = images.device
         if height < 3 or width < 3:  # no room for a patch inside a one-pixel ring
             return images, torch.zeros(batch, 1, height, width, dtype=torch.bool, device=device)
-        work = torch.float64 if images.dtype == torch.float64 else torch.float32
         dh = self._side(params.size[:, 0], height)
         dw = self._side(params.size[:, 1], width)
         fg = None if foreground is None else foreground[:, 0]
         cy, cx, ok = pick_pixel(fg, params.target, (height, width))
-        ty = torch.minimum((cy - dh // 2).clamp(min=1), height - 1 - dh)
-        tx = torch.minimum((cx - dw // 2).clamp(min=1), width - 1 - dw)
-        on = params.anomalous & ok
-        lh, lw = self.window(height, width)
-        oy = torch.minimum(ty - 1, torch.full_like(ty, height - lh))
-        ox = torch.minimum(tx - 1, torch.full_like(tx, width - lw))
-        ry, rx = ty - oy, tx - ox  # the rectangle in window coordinates
-        gy = oy.view(-1, 1, 1) + torch.arange(lh, device=device).view(1, -1, 1)
-        gx = ox.view(-1, 1, 1) + torch.arange(lw, device=device).view(1, 1, -1)
-        index = (gy * width + gx).view(batch, -1)  # (B, K) distinct pixels inside the image
-        k = index.shape[1]
-        rows = torch.arange(lh, device=device).view(1, -1, 1)
-        cols = torch.arange(lw, device=device).view(1, 1, -1)
-        region = (
-            (rows >= ry.view(-1, 1, 1))
-            & (rows < (ry + dh).view(-1, 1, 1))
-            & (cols >= rx.view(-1, 1, 1))
-            & (cols < (rx + dw).view(-1, 1, 1))
-            & on.view(-1, 1, 1)
+        geometry = _Geometry(
+            dh=dh,
+            dw=dw,
+            ty=torch.minimum((cy - dh // 2).clamp(min=1), height - 1 - dh),
+            tx=torch.minimum((cx - dw // 2).clamp(min=1), width - 1 - dw),
+            on=params.anomalous & ok,
         )
-        if fg is not None:
-            region &= fg.reshape(batch, -1).gather(1, index).view(batch, lh, lw)
-
-        # The source: a (dh / scale) x (dw / scale) rectangle of the source image, resized to the patch
-        # (bilinear, pixel centres aligned like align_corners=False), read for the patch and its ring.
+        # The source: a (dh / scale) x (dw / scale) rectangle of the source image, resized to the patch.
         if bank is None:
             source, pick = images, None
         elif bank.shape[0] == batch and tuple(bank.shape[-2:]) == (height, width):
@@ -197,36 +184,116 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
         else:
             source, pick = self._cache.resized(bank, (height, width)), params.source_index
         scale = params.scale.to(torch.float64)
-        sh = (dh.to(torch.float64) / scale).round().long().clamp(1, height)
-        sw = (dw.to(torch.float64) / scale).round().long().clamp(1, width)
-        sy = (params.source[:, 0].to(torch.float64) * (height - sh + 1)).floor().long()
-        sx = (params.source[:, 1].to(torch.float64) * (width - sw + 1)).floor().long()
-        step_y = (sh.to(work) / dh.to(work)).view(-1, 1, 1)
-        step_x = (sw.to(work) / dw.to(work)).view(-1, 1, 1)
-        py = sy.to(work).view(-1, 1, 1) + ((gy - ty.view(-1, 1, 1)).to(work) + 0.5) * step_y - 0.5
-        px = sx.to(work).view(-1, 1, 1) + ((gx - tx.view(-1, 1, 1)).to(work) + 0.5) * step_x - 0.5
-        zero = torch.zeros_like(sy)
+        geometry.sh = (dh.to(torch.float64) / scale).round().long().clamp(1, height)
+        geometry.sw = (dw.to(torch.float64) / scale).round().long().clamp(1, width)
+        geometry.sy = (params.source[:, 0].to(torch.float64) * (height - geometry.sh + 1)).floor().long()
+        geometry.sx = (params.source[:, 1].to(torch.float64) * (width - geometry.sw + 1)).floor().long()
+
+        flat = images.contiguous().view(batch, channels, height * width)
+        out = fresh_copy(flat)
+        mask = torch.zeros(batch, height * width, dtype=torch.bool, device=device)
+        lh, lw = self.window(height, width)
+        if device.type == "cpu" and self._classes_on_cpu:
+            # Patches in size classes of 16 pixels, each solved in windows of its own size: the
+            # transforms cost the cube of the window side (reading the classes costs nothing here).
+            side = (torch.maximum(dh, dw) + 15) // 16 * 16 + 2
+            for value in side.unique().tolist():
+                rows = (side == value).nonzero().squeeze(1)
+                self._paste(
+                    flat, out, mask, source, pick, fg, geometry, rows, (min(lh, value), min(lw, value))
+                )
+        else:
+            self._paste(flat, out, mask, source, pick, fg, geometry, None, (lh, lw))
+        return out.view(batch, channels, height, width), mask.view(batch, 1, height, width)
+
+    @staticmethod
+    def _paste(
+        flat: torch.Tensor,
+        out: torch.Tensor,
+        mask: torch.Tensor,
+        source: torch.Tensor,
+        pick: torch.Tensor | None,
+        fg: torch.Tensor | None,
+        geometry: _Geometry,
+        rows: torch.Tensor | None,
+        window: tuple[int, int],
+    ) -> None:
+        """Solve and write the patches of ``rows`` (None: all) in windows of size ``window``."""
+        batch, channels, plane = flat.shape
+        height, width = source.shape[-2:]
+        device = flat.device
+        work = torch.float64 if flat.dtype == torch.float64 else torch.float32
+        g = geometry if rows is None else geometry.select(rows)
+        sample = torch.arange(batch, device=device) if rows is None else rows
+        if pick is not None:
+            pick = pick if rows is None else pick[rows]
+        else:
+            pick = sample
+        count = sample.shape[0]
+        lh, lw = window
+        oy = torch.minimum(g.ty - 1, torch.full_like(g.ty, height - lh))
+        ox = torch.minimum(g.tx - 1, torch.full_like(g.tx, width - lw))
+        ry, rx = g.ty - oy, g.tx - ox  # the rectangle in window coordinates
+        gy = oy.view(-1, 1, 1) + torch.arange(lh, device=device).view(1, -1, 1)
+        gx = ox.view(-1, 1, 1) + torch.arange(lw, device=device).view(1, 1, -1)
+        index = (gy * width + gx).view(count, -1)  # (R, K) distinct pixels inside the image
+        k = index.shape[1]
+        wy = torch.arange(lh, device=device).view(1, -1, 1)
+        wx = torch.arange(lw, device=device).view(1, 1, -1)
+        region = (
+            (wy >= ry.view(-1, 1, 1))
+            & (wy < (ry + g.dh).view(-1, 1, 1))
+            & (wx >= rx.view(-1, 1, 1))
+            & (wx < (rx + g.dw).view(-1, 1, 1))
+            & g.on.view(-1, 1, 1)
+        )
+        if fg is not None:
+            region &= fg.reshape(batch, -1)[sample].gather(1, index).view(count, lh, lw)
+        # source points of the patch and its ring: pixel centres aligned (align_corners=False)
+        step_y = (g.sh.to(work) / g.dh.to(work)).view(-1, 1, 1)
+        step_x = (g.sw.to(work) / g.dw.to(work)).view(-1, 1, 1)
+        py = g.sy.to(work).view(-1, 1, 1) + ((gy - g.ty.view(-1, 1, 1)).to(work) + 0.5) * step_y - 0.5
+        px = g.sx.to(work).view(-1, 1, 1) + ((gx - g.tx.view(-1, 1, 1)).to(work) + 0.5) * step_x - 0.5
+        zero = torch.zeros_like(g.sy)
         s = bilinear(
             source,
-            py.expand(batch, lh, lw).reshape(batch, k),
-            px.expand(batch, lh, lw).reshape(batch, k),
+            py.expand(count, lh, lw).reshape(count, k),
+            px.expand(count, lh, lw).reshape(count, k),
             (zero, zero),
             (zero + height - 1, zero + width - 1),
             pick,
         )
-        s_window = torch.stack(s, 1).to(work).view(batch, channels, lh, lw)
+        s_window = torch.stack(s, 1).to(work).view(count, channels, lh, lw)
+        linear = sample.view(-1, 1, 1) * channels + torch.arange(channels, device=device).view(1, -1, 1)
+        linear = linear * plane + index.view(count, 1, k)  # (R, C, K) into the flat batch
+        before = flat.reshape(-1).take(linear)
+        d_window = before.to(work).view(count, channels, lh, lw)
+        e = solve_window(d_window, s_window, region, ry, rx, g.dh, g.dw)
+        solved = (d_window + e).clamp_(0.0, 1.0).to(flat.dtype).view(count, channels, k)
+        pasted = torch.where(region.view(count, 1, k), solved, before)
+        out.view(-1).index_copy_(0, linear.reshape(-1), pasted.reshape(-1))
+        where = (sample.view(-1, 1) * plane + index).reshape(-1)
+        mask.view(-1).index_copy_(0, where, region.reshape(-1))
 
-        flat = images.contiguous().view(batch, channels, height * width)
-        where = index.view(batch, 1, k).expand(batch, channels, k)
-        before = flat.gather(2, where)
-        d_window = before.to(work).view(batch, channels, lh, lw)
-        e = solve_window(d_window, s_window, region, ry, rx, dh, dw)
-        solved = (d_window + e).clamp_(0.0, 1.0).to(images.dtype).view(batch, channels, k)
-        pasted = torch.where(region.view(batch, 1, k), solved, before)
-        out = fresh_copy(flat).scatter_(2, where, pasted)
-        mask = torch.zeros(batch, height * width, dtype=torch.bool, device=device)
-        mask.scatter_(1, index, region.view(batch, k))
-        return out.view(batch, channels, height, width), mask.view(batch, 1, height, width)
+
+class _Geometry:
+    """Per-sample patch geometry (each (B,) long; ``on`` bool)."""
+
+    def __init__(self, **fields: torch.Tensor) -> None:
+        self.__dict__.update(fields)
+
+    dh: torch.Tensor
+    dw: torch.Tensor
+    ty: torch.Tensor
+    tx: torch.Tensor
+    on: torch.Tensor
+    sh: torch.Tensor
+    sw: torch.Tensor
+    sy: torch.Tensor
+    sx: torch.Tensor
+
+    def select(self, rows: torch.Tensor) -> _Geometry:
+        return _Geometry(**{name: value[rows] for name, value in self.__dict__.items()})
 
 
 @register_synthesizer(name="nsa")
