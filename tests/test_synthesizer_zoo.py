@@ -293,3 +293,27 @@ def test_mixed_choice_follows_the_weights_and_paths_agree() -> None:
         alone = synth.synthesizers[k](images[chosen], params=rows.params.children[k][chosen])
         hit = rows.params.anomalous[chosen]  # the synthesizers were built with anomaly_prob=1
         assert torch.equal(alone.image[hit], rows.image[chosen][hit])
+
+
+def test_nsa_size_classes_and_one_window_agree() -> None:
+    images = torch.rand(6, 3, 72, 64, generator=torch.Generator().manual_seed(6))
+    bank = torch.rand(4, 3, 40, 50, generator=torch.Generator().manual_seed(7))
+    classes = NaturalSyntheticAnomaly(foreground="otsu", anomaly_prob=0.8)
+    single = NaturalSyntheticAnomaly(foreground="otsu", anomaly_prob=0.8)
+    single._classes_on_cpu = False
+    a = classes(images, bank, generator=torch.Generator().manual_seed(8))
+    b = single(images, bank, params=a.params)
+    assert torch.equal(a.image, b.image) and torch.equal(a.mask, b.mask)
+
+
+def test_zoo_example_draws_one_row_per_method(tmp_path: Path) -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "synthesizer_zoo.py"
+    spec = importlib.util.spec_from_file_location("synthesizer_zoo", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.main(["--output", str(tmp_path / "zoo.png"), "--count", "2", "--size", "48"])
+    grid = cv2.imread(str(out))
+    assert grid.shape == (48 * len(list_synthesizers()), 96, 3)
