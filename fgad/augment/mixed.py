@@ -71,7 +71,9 @@ class MixedSynthesizer(nn.Module):
 
     Shape:
         As :class:`~fgad.augment.AnomalySynthesizer`; ``textures`` is passed to every synthesizer
-        (the texture bank of ``fgad`` / ``draem``, the source bank of ``nsa``; ignored by CutPaste).
+        (the texture bank of ``fgad`` / ``draem``, the source bank of ``nsa``; ignored by CutPaste),
+        or given per synthesizer as ``{name: textures}`` (e.g. DTD textures for ``fgad`` and the
+        training images for ``nsa``; a name left out gets ``None``).
 
     Convention:
         The contract of :class:`~fgad.augment.AnomalySynthesizer`. The params hold the per-sample
@@ -125,26 +127,55 @@ class MixedSynthesizer(nn.Module):
         self.anomaly_prob = _probability("anomaly_prob", anomaly_prob)
         self.last_params: MixedParams | None = None
 
-    def _textures(self, textures: torch.Tensor | None, images: torch.Tensor) -> tuple[bool, int | None]:
-        """(one texture per sample, bank size) of ``textures``."""
-        if textures is None:
-            return False, None
-        check_image(textures, "textures", channels=(images.shape[1],), check_range=False)
+    @property
+    def foreground_mask(self) -> ForegroundMask | None:
+        """The foreground method of the mixed synthesizers (the first one that has one), for callers
+        that compute foregrounds once per image and pass them per call (e.g. a foreground cache)."""
+        for module in self.synthesizers:
+            found = getattr(module, "foreground_mask", None)
+            if found is not None:
+                return found
+        return None
+
+    def _sources(
+        self, textures: torch.Tensor | Mapping[str, torch.Tensor | None] | None, images: torch.Tensor
+    ) -> list[tuple[torch.Tensor | None, bool, int | None]]:
+        """Per synthesizer: (its textures, one texture per sample, bank size)."""
+        if isinstance(textures, Mapping):
+            unknown = set(textures) - set(self.names)
+            if unknown:
+                raise ValueError(f"textures name synthesizers that are not mixed: {sorted(unknown)}")
+            given = [textures.get(name) for name in self.names]
+        else:
+            given = [textures] * len(self.names)
+        out = []
         batch, _, height, width = images.shape
-        if textures.shape[0] == batch and tuple(textures.shape[-2:]) == (height, width):
-            return True, None
-        return False, int(textures.shape[0])
+        for tex in given:
+            if tex is not None and tex.ndim == 3 and batch == 1:
+                tex = tex.unsqueeze(0)
+            if tex is None:
+                out.append((None, False, None))
+                continue
+            check_image(tex, "textures", channels=(images.shape[1],), check_range=False)
+            per_sample = tex.shape[0] == batch and tuple(tex.shape[-2:]) == (height, width)
+            out.append((tex, per_sample, None if per_sample else int(tex.shape[0])))
+        return out
 
     def sample_params(
         self,
         batch_size: int,
         *,
-        bank_size: int | None = None,
-        procedural: bool = False,
+        bank_size: int | None | Mapping[str, int | None] = None,
+        procedural: bool | Mapping[str, bool] = False,
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
     ) -> MixedParams:
-        """Draw the gate, the choice and every synthesizer's params for ``batch_size`` samples."""
+        """Draw the gate, the choice and every synthesizer's params for ``batch_size`` samples.
+
+        Args:
+            bank_size: N of the texture / source bank (None: one per sample or none), or per name.
+            procedural: whether ``fgad`` / ``draem`` use their built-in textures, or per name.
+        """
         where = sample_device(generator, device)
         anomalous = torch.rand(batch_size, generator=generator, device=where) < self.anomaly_prob
         weights = torch.tensor(self.weights, dtype=torch.float64, device=where)
@@ -152,15 +183,15 @@ class MixedSynthesizer(nn.Module):
         u = torch.rand(batch_size, generator=generator, device=where, dtype=torch.float64)
         choice = torch.bucketize(u, edges, right=True)
         children = []
-        for module in self.synthesizers:
+        for name, module in zip(self.names, self.synthesizers, strict=True):
+            size = bank_size.get(name) if isinstance(bank_size, Mapping) else bank_size
+            builtin = procedural.get(name, False) if isinstance(procedural, Mapping) else procedural
             if isinstance(module, AnomalySynthesizer):
                 child = module.sample_params(
-                    batch_size, bank_size=bank_size, procedural=procedural, device=where, generator=generator
+                    batch_size, bank_size=size, procedural=builtin, device=where, generator=generator
                 )
             else:
-                child = module.sample_params(
-                    batch_size, bank_size=bank_size, device=where, generator=generator
-                )
+                child = module.sample_params(batch_size, bank_size=size, device=where, generator=generator)
             children.append(child)
         params = MixedParams(anomalous, choice, tuple(children))
         return params.to(device) if device is not None else params
@@ -168,7 +199,7 @@ class MixedSynthesizer(nn.Module):
     def forward(
         self,
         images: torch.Tensor,
-        textures: torch.Tensor | None = None,
+        textures: torch.Tensor | Mapping[str, torch.Tensor | None] | None = None,
         *,
         generator: torch.Generator | None = None,
         params: MixedParams | None = None,
@@ -179,13 +210,13 @@ class MixedSynthesizer(nn.Module):
         if single and isinstance(textures, torch.Tensor) and textures.ndim == 3:
             textures = textures.unsqueeze(0)
         check_image(images, "images", check_range=False)
-        per_sample, bank_size = self._textures(textures, images)
+        sources = self._sources(textures, images)
         batch = images.shape[0]
         if params is None:
             params = self.sample_params(
                 batch,
-                bank_size=bank_size,
-                procedural=textures is None,
+                bank_size={name: src[2] for name, src in zip(self.names, sources, strict=True)},
+                procedural={name: src[0] is None for name, src in zip(self.names, sources, strict=True)},
                 device=images.device,
                 generator=generator,
             )
@@ -198,16 +229,15 @@ class MixedSynthesizer(nn.Module):
         self.last_params = params
         masks = _given_foreground(foreground, images, single) if foreground is not None else None
         if images.device.type == "cpu" and self._rows_on_cpu:
-            result = self._by_rows(images, textures, per_sample, params, masks)
+            result = self._by_rows(images, sources, params, masks)
         else:
-            result = self._by_selection(images, textures, params, masks)
+            result = self._by_selection(images, sources, params, masks)
         return result.first() if single else result
 
     def _by_rows(
         self,
         images: torch.Tensor,
-        textures: torch.Tensor | None,
-        per_sample: bool,
+        sources: list[tuple[torch.Tensor | None, bool, int | None]],
         params: MixedParams,
         masks: torch.Tensor | None,
     ) -> SynthesisResult:
@@ -218,6 +248,7 @@ class MixedSynthesizer(nn.Module):
             if rows.numel() == 0:
                 continue
             child = _gated(params.children[k][rows], params.anomalous[rows], None)
+            textures, per_sample, _ = sources[k]
             tex = textures[rows] if per_sample and textures is not None else textures
             res = module(images[rows], tex, params=child, foreground=None if masks is None else masks[rows])
             if image is None:
@@ -240,7 +271,7 @@ class MixedSynthesizer(nn.Module):
     def _by_selection(
         self,
         images: torch.Tensor,
-        textures: torch.Tensor | None,
+        sources: list[tuple[torch.Tensor | None, bool, int | None]],
         params: MixedParams,
         masks: torch.Tensor | None,
     ) -> SynthesisResult:
@@ -251,7 +282,7 @@ class MixedSynthesizer(nn.Module):
             chosen = params.choice == k
             res = module(
                 images,
-                textures,
+                sources[k][0],
                 params=_gated(params.children[k], params.anomalous, chosen),
                 foreground=masks,
             )

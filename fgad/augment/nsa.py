@@ -10,7 +10,7 @@ import torch
 
 from .._checks import check_image
 from ._params import ParamsMixin
-from ._patch import BankCache, PatchSynthesizer, bilinear, check_range, fresh_copy, pick_pixel, uniform
+from ._patch import BankCache, PatchSynthesizer, check_range, fresh_copy, pick_pixel, uniform
 from .foreground import ForegroundMask
 from .poisson import solve_window
 from .registry import register_synthesizer
@@ -153,6 +153,7 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
         return min(max(round(fraction * n), 1), max(n - 2, 1))
 
     _classes_on_cpu = True  # the CPU solves each size class in its own windows (False: one window)
+    _class_step = 16  # pixels between the size classes
 
     def _synthesize(
         self,
@@ -196,7 +197,7 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
         if device.type == "cpu" and self._classes_on_cpu:
             # Patches in size classes of 16 pixels, each solved in windows of its own size: the
             # transforms cost the cube of the window side (reading the classes costs nothing here).
-            side = (torch.maximum(dh, dw) + 15) // 16 * 16 + 2
+            side = (torch.maximum(dh, dw) + self._class_step - 1) // self._class_step * self._class_step + 2
             for value in side.unique().tolist():
                 rows = (side == value).nonzero().squeeze(1)
                 self._paste(
@@ -249,21 +250,40 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
         )
         if fg is not None:
             region &= fg.reshape(batch, -1)[sample].gather(1, index).view(count, lh, lw)
-        # source points of the patch and its ring: pixel centres aligned (align_corners=False)
-        step_y = (g.sh.to(work) / g.dh.to(work)).view(-1, 1, 1)
-        step_x = (g.sw.to(work) / g.dw.to(work)).view(-1, 1, 1)
-        py = g.sy.to(work).view(-1, 1, 1) + ((gy - g.ty.view(-1, 1, 1)).to(work) + 0.5) * step_y - 0.5
-        px = g.sx.to(work).view(-1, 1, 1) + ((gx - g.tx.view(-1, 1, 1)).to(work) + 0.5) * step_x - 0.5
-        zero = torch.zeros_like(g.sy)
-        s = bilinear(
-            source,
-            py.expand(count, lh, lw).reshape(count, k),
-            px.expand(count, lh, lw).reshape(count, k),
-            (zero, zero),
-            (zero + height - 1, zero + width - 1),
-            pick,
+        # source points of the patch and its ring, pixel centres aligned (align_corners=False): the
+        # resize is separable, so rows and columns are located once and combined per pixel
+        base = (pick.view(-1, 1, 1) * channels + torch.arange(channels, device=device).view(1, -1, 1)) * (
+            height * width
         )
-        s_window = torch.stack(s, 1).to(work).view(count, channels, lh, lw)
+
+        def axis(
+            start: torch.Tensor,
+            cut: torch.Tensor,
+            pasted: torch.Tensor,
+            to: torch.Tensor,
+            grid: torch.Tensor,
+            n: int,
+        ) -> tuple[torch.Tensor, ...]:
+            step = (cut.to(work) / pasted.to(work)).view(-1, 1)
+            where = start.to(work).view(-1, 1) + ((grid - to.view(-1, 1)).to(work) + 0.5) * step - 0.5
+            low = where.floor()
+            frac = where - low
+            a = low.long().clamp_(0, n - 1)
+            b = (low.long() + 1).clamp_(0, n - 1)
+            return a, b, frac
+
+        ya, yb, fy = axis(g.sy, g.sh, g.dh, g.ty, gy.view(count, lh), height)
+        xa, xb, fx = axis(g.sx, g.sw, g.dw, g.tx, gx.view(count, lw), width)
+        fy, fx = fy.view(count, 1, lh, 1), fx.view(count, 1, 1, lw)
+        flat_source = source.reshape(-1)
+
+        def read(rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+            pixel = (rows.view(count, lh, 1) * width + cols.view(count, 1, lw)).view(count, 1, k)
+            return flat_source.take(base + pixel).to(work).view(count, channels, lh, lw)
+
+        top = read(ya, xa) * (1 - fx) + read(ya, xb) * fx
+        bottom = read(yb, xa) * (1 - fx) + read(yb, xb) * fx
+        s_window = top * (1 - fy) + bottom * fy
         linear = sample.view(-1, 1, 1) * channels + torch.arange(channels, device=device).view(1, -1, 1)
         linear = linear * plane + index.view(count, 1, k)  # (R, C, K) into the flat batch
         before = flat.reshape(-1).take(linear)

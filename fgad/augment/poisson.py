@@ -64,11 +64,11 @@ def solve_window(
         ``v_pq = s_p - s_q`` on every edge that touches the region and ``d_p - d_q`` elsewhere.
     """
     batch, channels, lh, lw = dest.shape
-    # float64 throughout, rounded once at the end: the matrix products of a batch and of one sample
-    # may sum in different orders (the BLAS kernel depends on the number of matrices), and float64
-    # keeps that below float32's precision, so a batch still equals its samples.
+    # The matrix products run in float64 and are rounded once at the end: those of a batch and of one
+    # sample may sum in different orders (the BLAS kernel depends on the shapes and the number of
+    # matrices), and float64 keeps that below float32's precision, so a batch equals its samples.
     work = torch.float64
-    delta = source.to(work) - dest.to(work)
+    delta = source - dest  # the elementwise steps in the windows' dtype, the products in float64
     # guidance differences on the edges (right and down neighbours) that touch the region
     if edges == "forward":  # OpenCV's rule: the edge to the right / below of a region pixel
         use_x, use_y = region[:, :, :-1], region[:, :-1, :]
@@ -85,7 +85,7 @@ def solve_window(
     fh, fw = max(lh - 2, 1), max(lw - 2, 1)
     qh = _sine_basis(height, top, fh, lh, work)  # (B, fh, lh)
     qw = _sine_basis(width, left, fw, lw, work)  # (B, fw, lw)
-    spectrum = _products(qh, rhs, qw.transpose(1, 2))  # (B, C, fh, fw)
+    spectrum = _products(qh, rhs.to(work), qw.transpose(1, 2))  # (B, C, fh, fw)
     lam = _eigenvalues(height, fh, work).view(batch, 1, fh, 1) + _eigenvalues(width, fw, work).view(
         batch, 1, 1, fw
     )
@@ -93,16 +93,13 @@ def solve_window(
 
 
 def _products(left: torch.Tensor, middle: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """``left[b] @ middle[b, c] @ right[b]`` for (B, m, k), (B, C, k, l), (B, l, n), one ``bmm`` over
-    the B * C matrices each time."""
-    batch, channels = middle.shape[:2]
-
-    def per_matrix(x: torch.Tensor) -> torch.Tensor:
-        return x.unsqueeze(1).expand(batch, channels, *x.shape[1:]).reshape(batch * channels, *x.shape[1:])
-
-    out = torch.bmm(per_matrix(left), middle.reshape(batch * channels, *middle.shape[2:]))
-    out = torch.bmm(out, per_matrix(right))
-    return out.view(batch, channels, left.shape[1], right.shape[2])
+    """``left[b] @ middle[b, c] @ right[b]`` for (B, m, k), (B, C, k, l), (B, l, n): two ``bmm`` over
+    the B samples, the channels folded into the rows, then the columns, of one product each."""
+    batch, channels, k, l = middle.shape
+    n, m = right.shape[2], left.shape[1]
+    step = torch.bmm(middle.reshape(batch, channels * k, l), right).view(batch, channels, k, n)
+    step = step.permute(0, 2, 1, 3).reshape(batch, k, channels * n)
+    return torch.bmm(left, step).view(batch, m, channels, n).permute(0, 2, 1, 3)
 
 
 def poisson_blend(
