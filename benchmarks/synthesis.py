@@ -14,7 +14,11 @@ does), and with anomalib's per-image implementation where one exists and anomali
   ``CutPasteNormal`` / ``CutPasteScar`` (torchvision ``ColorJitter`` per image).
 - ``nsa`` (``foreground=None``, patches from a bank of the demo photos): reference: ``cv2.resize`` of
   the cut and ``cv2.seamlessClone`` (NORMAL_CLONE) per image.
-- ``mixed`` (fgad 0.5, cutpaste_scar 0.25, nsa 0.25, no foreground): the matching references per sample.
+- ``mixed`` (fgad 0.5, cutpaste_scar 0.25, nsa 0.25, no foreground; textures for fgad, the photo bank
+  for nsa): the matching references per sample.
+
+Each contender is timed in turn, one call per round, and the median of its rounds is reported, so
+that a change of load on a shared machine hits all of them alike.
 
     python benchmarks/synthesis.py                    # CPU, 2 threads, batches 16 and 64
     python benchmarks/synthesis.py --device cuda --batch-sizes 64 256 1024
@@ -277,18 +281,25 @@ def build(name: str, device: torch.device) -> torch.nn.Module:
 
 
 # --------------------------------------------------------------------------- timing
-def measure(fn: Callable[[], object], batch: int, seconds: float, sync: Callable[[], None]) -> float:
-    """Median images/s over repeated calls (at least 3, about ``seconds`` of work) after a warm-up."""
-    fn()
-    sync()
-    rates: list[float] = []
-    start = time.perf_counter()
-    while len(rates) < 3 or time.perf_counter() - start < seconds:
-        t0 = time.perf_counter()
+def measure_together(
+    fns: dict[str, Callable[[], object]], batch: int, seconds: float, sync: Callable[[], None]
+) -> dict[str, float]:
+    """Median images/s of each contender, timed in turn (one call each per round, at least 5 rounds,
+    about ``seconds`` per contender), so that a change of load on a shared machine hits all alike."""
+    for fn in fns.values():
         fn()
         sync()
-        rates.append(batch / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    rates: dict[str, list[float]] = {name: [] for name in fns}
+    spent = dict.fromkeys(fns, 0.0)
+    while min(len(r) for r in rates.values()) < 5 or min(spent.values()) < seconds:
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            elapsed = time.perf_counter() - t0
+            spent[name] += elapsed
+            rates[name].append(batch / elapsed)
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -333,17 +344,22 @@ def main(argv: list[str] | None = None) -> None:
         loops = references(images_u8, textures_u8, bank_u8, rng)
         for name in methods:
             synth = build(name, device)
-            source = bank if name == "nsa" else textures  # the mixture's nsa reads the textures
+            source: object = bank if name == "nsa" else textures
+            if name == "mixed":  # textures for fgad, the photo bank for nsa (as the references)
+                source = {"fgad": textures, "nsa": bank}
             gen = torch.Generator(device=device).manual_seed(0)
-            with torch.no_grad():
-                rate = measure(partial(synth, images, source, generator=gen), batch, args.seconds, sync)
-            ref_rate = other_rate = float("nan")
+            contenders: dict[str, Callable[[], object]] = {
+                "fgad": partial(torch.no_grad()(synth), images, source, generator=gen)
+            }
             if not args.no_references:
                 if name in loops:
-                    ref_rate = measure(loops[name], batch, args.seconds, lambda: None)
+                    contenders["reference"] = loops[name]
                 if name in others:
-                    with torch.no_grad():
-                        other_rate = measure(partial(others[name], images), batch, args.seconds, sync)
+                    contenders["anomalib"] = partial(torch.no_grad()(others[name]), images)
+            rates = measure_together(contenders, batch, args.seconds, sync)
+            rate = rates["fgad"]
+            ref_rate = rates.get("reference", float("nan"))
+            other_rate = rates.get("anomalib", float("nan"))
             print(f"{name:>14} {batch:>5} {rate:>11.1f} {ref_rate:>10.1f} {rate / ref_rate:>6.2f} "
                   f"{other_rate:>9.1f} {rate / other_rate:>6.2f}", flush=True)
 

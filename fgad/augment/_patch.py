@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -281,8 +281,9 @@ class PatchSynthesizer(nn.Module):
 
     def _synthesize(
         self, images: torch.Tensor, bank: torch.Tensor | None, params: Any, foreground: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(image, mask (B, 1, H, W)) of the batch; the mask bool or already in the images' dtype."""
+    ) -> tuple[torch.Tensor, ...]:
+        """(image, mask (B, 1, H, W)[, label (B,) bool]) of the batch; the mask bool or already in the
+        images' dtype."""
         raise NotImplementedError
 
     def _bank(
@@ -326,6 +327,7 @@ class PatchSynthesizer(nn.Module):
         else:
             if not isinstance(params, self.params_type):
                 raise TypeError(f"params must be a {self.params_type.__name__}, got {type(params).__name__}")
+            params = cast(Any, params)
             if len(params) != batch:
                 raise ValueError(f"params hold {len(params)} samples, expected the batch size {batch}")
             params = params.to(images.device)
@@ -336,14 +338,15 @@ class PatchSynthesizer(nn.Module):
             fg = given
             if fg is None and self.foreground_mask is not None:
                 fg = self.foreground_mask.foreground(images)
-            image, mask = self._synthesize(images, bank, params, fg)
+            image, mask, *known = self._synthesize(images, bank, params, fg)
         if mask.dtype == torch.bool:
             label = _any_true(mask).to(images.dtype)
             mask_out = _new_buffer(mask.shape, images.dtype, images.device).copy_(mask)
-        else:  # already in the images' dtype
-            label = (mask.reshape(mask.shape[0], -1).amax(1) > 0).to(images.dtype)
+        else:  # already in the images' dtype (and the label may be known)
+            label = known[0] if known else (mask.reshape(mask.shape[0], -1).amax(1) > 0)
+            label = label.to(images.dtype)
             mask_out = mask
-        result = SynthesisResult(image, images, mask_out, label, params, fg)
+        result = SynthesisResult(image, images, mask_out, label, cast(Any, params), fg)
         return result.first() if single else result
 
     def _check_replay(self, params: Any, bank_size: int | None) -> None:

@@ -175,7 +175,7 @@ class CutPaste(PatchSynthesizer):
         bank: torch.Tensor | None,
         params: CutPasteParams,
         foreground: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         batch, channels, height, width = images.shape
         work = _compute_dtype(images.dtype)
         area = params.area.to(torch.float64) * (height * width)
@@ -227,7 +227,7 @@ class CutPaste(PatchSynthesizer):
         matrix: torch.Tensor,
         offset: torch.Tensor,
         work: torch.dtype,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """CPU: the pasted pixels listed arithmetically, rectangle by rectangle (the list's length
         costs nothing to read here), and only those computed; the same values as the dense path."""
         batch, channels, plane = flat.shape
@@ -258,9 +258,11 @@ class CutPaste(PatchSynthesizer):
             shift = torch.repeat_interleave(offset, kept, output_size=int(src.numel()))
             sample = sample[keep]
             mask.index_fill_(0, sample * plane + pixel, 1)
+            label = kept > 0
         else:
             coef, shift = each(coef), each(offset)
             mask.index_fill_(0, each(torch.arange(batch, device=flat.device) * plane) + pixel, 1)
+            label = counts > 0
         source = flat.reshape(-1)
         values = [source.take(src + c * plane).to(work) for c in range(channels)]
         rows_coef = [[coef[i * channels + j] for j in range(channels)] for i in range(channels)]
@@ -268,7 +270,7 @@ class CutPaste(PatchSynthesizer):
         out = fresh_copy(flat).view(-1)
         for c in range(channels):
             out.index_copy_(0, dst + c * plane, new[c].to(images.dtype))
-        return out.view(images.shape), mask.view(batch, 1, *images.shape[2:])
+        return out.view(images.shape), mask.view(batch, 1, *images.shape[2:]), label
 
 
 class CutPasteScar(PatchSynthesizer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 from torch import nn
@@ -148,7 +148,7 @@ class MixedSynthesizer(nn.Module):
             given = [textures.get(name) for name in self.names]
         else:
             given = [textures] * len(self.names)
-        out = []
+        out: list[tuple[torch.Tensor | None, bool, int | None]] = []
         batch, _, height, width = images.shape
         for tex in given:
             if tex is not None and tex.ndim == 3 and batch == 1:
@@ -186,12 +186,13 @@ class MixedSynthesizer(nn.Module):
         for name, module in zip(self.names, self.synthesizers, strict=True):
             size = bank_size.get(name) if isinstance(bank_size, Mapping) else bank_size
             builtin = procedural.get(name, False) if isinstance(procedural, Mapping) else procedural
+            sampler = cast(Any, module).sample_params
             if isinstance(module, AnomalySynthesizer):
-                child = module.sample_params(
+                child = sampler(
                     batch_size, bank_size=size, procedural=builtin, device=where, generator=generator
                 )
             else:
-                child = module.sample_params(batch_size, bank_size=size, device=where, generator=generator)
+                child = sampler(batch_size, bank_size=size, device=where, generator=generator)
             children.append(child)
         params = MixedParams(anomalous, choice, tuple(children))
         return params.to(device) if device is not None else params
@@ -242,7 +243,11 @@ class MixedSynthesizer(nn.Module):
         masks: torch.Tensor | None,
     ) -> SynthesisResult:
         """CPU: each synthesizer on the samples that chose it (reading the choice costs nothing here)."""
-        image = target = mask = label = fg = None
+        image = torch.empty_like(images)
+        target = torch.empty_like(images)
+        mask = images.new_zeros(images.shape[0], 1, *images.shape[2:])
+        label = images.new_zeros(images.shape[0])
+        fg = torch.ones(images.shape[0], 1, *images.shape[2:], dtype=torch.bool, device=images.device)
         for k, module in enumerate(self.synthesizers):
             rows = (params.choice == k).nonzero().squeeze(1)
             if rows.numel() == 0:
@@ -251,21 +256,15 @@ class MixedSynthesizer(nn.Module):
             textures, per_sample, _ = sources[k]
             tex = textures[rows] if per_sample and textures is not None else textures
             res = module(images[rows], tex, params=child, foreground=None if masks is None else masks[rows])
-            if image is None:
-                image, target = torch.empty_like(images), torch.empty_like(images)
-                mask = images.new_zeros(images.shape[0], 1, *images.shape[2:])
-                label = images.new_zeros(images.shape[0])
-                fg = torch.ones(images.shape[0], 1, *images.shape[2:], dtype=torch.bool, device=images.device)
             image.index_copy_(0, rows, res.image)
             target.index_copy_(0, rows, res.target)
             mask.index_copy_(0, rows, res.mask)
             label.index_copy_(0, rows, res.label)
             if res.foreground is not None:
                 fg.index_copy_(0, rows, res.foreground)
-        assert image is not None and target is not None and mask is not None and label is not None
         any_fg = any(getattr(m, "foreground_mask", None) is not None for m in self.synthesizers)
         return SynthesisResult(
-            image, target, mask, label, params, fg if any_fg or masks is not None else None
+            image, target, mask, label, cast(Any, params), fg if any_fg or masks is not None else None
         )
 
     def _by_selection(
@@ -276,7 +275,7 @@ class MixedSynthesizer(nn.Module):
         masks: torch.Tensor | None,
     ) -> SynthesisResult:
         """Accelerators: every synthesizer on the whole batch, the chosen result kept per sample."""
-        image = target = mask = label = fg = None
+        picked = []
         any_fg = masks is not None
         for k, module in enumerate(self.synthesizers):
             chosen = params.choice == k
@@ -286,21 +285,21 @@ class MixedSynthesizer(nn.Module):
                 params=_gated(params.children[k], params.anomalous, chosen),
                 foreground=masks,
             )
+            any_fg = any_fg or res.foreground is not None
+            child_fg = (
+                res.foreground if res.foreground is not None else torch.ones_like(res.mask, dtype=torch.bool)
+            )
+            picked.append((chosen, res, child_fg))
+        _, first, fg = picked[0]
+        image, target, mask, label = first.image, first.target, first.mask, first.label
+        for chosen, res, child_fg in picked[1:]:
             pick = chosen.view(-1, 1, 1, 1)
-            child_fg = res.foreground
-            any_fg = any_fg or child_fg is not None
-            if child_fg is None:
-                child_fg = torch.ones_like(res.mask, dtype=torch.bool)
-            if image is None:
-                image, target, mask, label, fg = res.image, res.target, res.mask, res.label, child_fg
-            else:
-                image = torch.where(pick, res.image, image)
-                target = torch.where(pick, res.target, target)
-                mask = torch.where(pick, res.mask, mask)
-                label = torch.where(chosen, res.label, label)
-                fg = torch.where(pick, child_fg, fg)
-        assert image is not None and target is not None and mask is not None and label is not None
-        return SynthesisResult(image, target, mask, label, params, fg if any_fg else None)
+            image = torch.where(pick, res.image, image)
+            target = torch.where(pick, res.target, target)
+            mask = torch.where(pick, res.mask, mask)
+            label = torch.where(chosen, res.label, label)
+            fg = torch.where(pick, child_fg, fg)
+        return SynthesisResult(image, target, mask, label, cast(Any, params), fg if any_fg else None)
 
 
 @register_synthesizer(name="mixed")

@@ -141,16 +141,15 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
 
     def window(self, height: int, width: int) -> tuple[int, int]:
         """The fixed window (rows, columns) that holds every possible patch and its one-pixel ring."""
-        return (
-            min(height, self._side(self.patch_size[1], height) + 2),
-            min(width, self._side(self.patch_size[1], width) + 2),
+        hi = self.patch_size[1]
+        return min(height, min(max(round(hi * height), 1), max(height - 2, 1)) + 2), min(
+            width, min(max(round(hi * width), 1), max(width - 2, 1)) + 2
         )
 
     @staticmethod
-    def _side(fraction: float | torch.Tensor, n: int) -> torch.Tensor | int:
-        if isinstance(fraction, torch.Tensor):
-            return (fraction.to(torch.float64) * n).round().long().clamp(1, max(n - 2, 1))
-        return min(max(round(fraction * n), 1), max(n - 2, 1))
+    def _side(fraction: torch.Tensor, n: int) -> torch.Tensor:
+        """Pasted sides in pixels: ``round(fraction * n)`` in [1, n - 2] (room for the ring)."""
+        return (fraction.to(torch.float64) * n).round().long().clamp(1, max(n - 2, 1))
 
     _classes_on_cpu = True  # the CPU solves each size class in its own windows (False: one window)
     _class_step = 16  # pixels between the size classes
