@@ -241,35 +241,32 @@ class CutPaste(PatchSynthesizer):
         start = counts.cumsum(0) - counts
         local = torch.arange(total, device=flat.device) - each(start)
         wide = each(w)
-        row, col = local // wide, local % wide
-        pixel = (each(ty) + row) * width + (each(tx) + col)  # in the image plane
-        first = each(torch.arange(batch, device=flat.device) * (channels * plane))
-        src = first + (each(sy) + row) * width + (each(sx) + col)
-        dst = first + pixel
+        row = local // wide
+        offset_in_plane = row * width + (local - row * wide)  # from the pasted rectangle's corner
+        sample_ids = torch.arange(batch, device=flat.device)
+        # index of each pasted pixel in the (B, H * W) planes, and of its source pixel
+        pixel = each(sample_ids * plane + ty * width + tx) + offset_in_plane
+        src = pixel + each((sy - ty) * width + (sx - tx))
         mask = torch.zeros(batch * plane, dtype=images.dtype, device=flat.device)
         coef = matrix.reshape(batch, channels * channels).t()
-        shift = offset
         if fg is not None:
-            sample = each(torch.arange(batch, device=flat.device))
-            keep = fg.reshape(-1).take(sample * plane + pixel)
-            src, dst, pixel = src[keep], dst[keep], pixel[keep]
-            kept = torch.bincount(sample[keep], minlength=batch)
+            keep = fg.reshape(-1).take(pixel)
+            src, pixel = src[keep], pixel[keep]
+            kept = torch.bincount(each(sample_ids)[keep], minlength=batch)
             coef = torch.repeat_interleave(coef, kept, dim=1, output_size=int(src.numel()))
             shift = torch.repeat_interleave(offset, kept, output_size=int(src.numel()))
-            sample = sample[keep]
-            mask.index_fill_(0, sample * plane + pixel, 1)
             label = kept > 0
         else:
             coef, shift = each(coef), each(offset)
-            mask.index_fill_(0, each(torch.arange(batch, device=flat.device) * plane) + pixel, 1)
             label = counts > 0
-        source = flat.reshape(-1)
-        values = [source.take(src + c * plane).to(work) for c in range(channels)]
+        mask.index_fill_(0, pixel, 1)
+        planes = [flat[:, c] for c in range(channels)]  # (B, H * W) views, read and written in place
+        values = [p.take(src).to(work) for p in planes]
         rows_coef = [[coef[i * channels + j] for j in range(channels)] for i in range(channels)]
         new = apply_colour(values, rows_coef, shift)
-        out = fresh_copy(flat).view(-1)
+        out = fresh_copy(flat)
         for c in range(channels):
-            out.index_copy_(0, dst + c * plane, new[c].to(images.dtype))
+            out[:, c].put_(pixel, new[c].to(images.dtype))
         return out.view(images.shape), mask.view(batch, 1, *images.shape[2:]), label
 
 
