@@ -30,6 +30,7 @@ import platform
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -499,21 +500,30 @@ def benchmark(
         f"({jobs} at a time, {threads} thread(s) each)"
     )
     failed: list[str] = []
+    lock = threading.Lock()
 
     def work(cell: BenchmarkCell) -> None:
         say(f"start {cell.key}")
-        result = _launch(cell, threads)
+        try:
+            result = _launch(cell, threads)
+        except Exception as err:  # e.g. an unreadable result: report it, let the other cells go on
+            result = None
+            say(f"{cell.key}: {type(err).__name__}: {err}")
         if result is None:
-            failed.append(cell.key)
+            with lock:
+                failed.append(cell.key)
             say(f"FAILED {cell.key} (see {Path(cell.config.output) / 'cell.log'})")
             return
-        results[cell.key] = result
+        with lock:
+            results[cell.key] = result
+            done = [results[c.key] for c in cells if c.key in results]
         m = result["metrics"]
         say(
             f"done {cell.key} in {result['minutes']:.1f} min: "
             + ", ".join(f"{k} {m[k]:.4f}" for k in MAIN_METRICS)
         )
-        _write_tables(out, [results[c.key] for c in cells if c.key in results])
+        with lock:
+            _write_tables(out, done)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(work, todo))
