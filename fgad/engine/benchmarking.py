@@ -412,7 +412,7 @@ def _launch(cell: BenchmarkCell, threads: int) -> dict[str, Any] | None:
     env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
     with open(run_dir / "cell.log", "ab") as log:
         code = subprocess.call(
-            [sys.executable, "-m", "fgad.engine.benchmarking", os.fspath(cell_file)],
+            [sys.executable, "-m", "fgad.engine._bench_cell", os.fspath(cell_file)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
