@@ -713,9 +713,3 @@ def _plot(summary: Mapping[str, Any]) -> bytes:
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()
-
-
-if __name__ == "__main__":  # the child process of one cell
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m fgad.engine.benchmarking CELL_JSON")
-    run_cell(sys.argv[1])
