@@ -107,10 +107,16 @@ _METAVARS = {"image_size": "SIZE|HxW", "lr_milestones": "F1,F2", "foreground": "
 
 def _add_config_options(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
     """One ``--field-name`` option per TrainConfig field (default: keep the preset's value)."""
+    from fgad.augment import list_synthesizers
     from fgad.engine import TrainConfig
     from fgad.engine.config import DATASET_KINDS, FINAL_WEIGHTS, INIT_SCHEMES
 
-    choices = {"dataset": DATASET_KINDS, "final_weights": FINAL_WEIGHTS, "init": INIT_SCHEMES}
+    choices = {
+        "dataset": DATASET_KINDS,
+        "final_weights": FINAL_WEIGHTS,
+        "init": INIT_SCHEMES,
+        "synthesizer": list_synthesizers(),
+    }
     helps = _field_help()
     group = parser.add_argument_group(
         "training configuration (TrainConfig fields; each overrides the preset / --config value)"
@@ -130,6 +136,17 @@ def _add_config_options(parser: argparse.ArgumentParser, only: Sequence[str] | N
                 default=argparse.SUPPRESS,
                 help="model keyword argument (repeatable; VALUE parsed as JSON when it can be, e.g. "
                 "ae_width=32, attention=null): " + text,
+            )
+        elif f.name == "synthesizer_kwargs":
+            group.add_argument(
+                "--synthesizer-arg",
+                dest="synthesizer_kwargs",
+                action="append",
+                type=_key_value,
+                metavar="KEY=VALUE",
+                default=argparse.SUPPRESS,
+                help="synthesizer keyword argument (repeatable; VALUE parsed as JSON when it can be, e.g. "
+                'synthesizers=\'{"fgad": 0.5, "nsa": 0.5}\'): ' + text,
             )
         elif f.type in ("bool", bool):
             group.add_argument(
@@ -177,6 +194,8 @@ def _config_from_args(args: argparse.Namespace, base: Any) -> Any:
         value = getattr(args, f.name)
         if f.name == "model_kwargs":
             value = {**config.model_kwargs, **dict(value or [])}
+        if f.name == "synthesizer_kwargs":
+            value = {**config.synthesizer_kwargs, **dict(value or [])}
         changes[f.name] = value
     config = config.replace(**changes)
     if not is_model(config.model):
@@ -209,6 +228,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def build_parser() -> argparse.ArgumentParser:
     """The ``fgad`` argument parser (sub-commands train, evaluate, predict, demo, models, synth)."""
     from fgad import __version__
+    from fgad.augment import list_synthesizers
     from fgad.engine import list_presets
     from fgad.engine.config import LABELLED_DATASETS
 
@@ -323,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
         p,
         only=(
             "image_size", "model", "model_kwargs", "init", "batch_size", "lr", "epochs", "max_steps",
-            "foreground", "cache_foreground", "anomaly_prob", "textures", "val_fraction", "seed", "device",
+            "foreground", "cache_foreground", "anomaly_prob", "synthesizer", "synthesizer_kwargs", "textures",
+            "val_fraction", "seed", "device",
             "num_workers", "amp",
             "checkpoint_every", "final_weights",
         ),
@@ -412,6 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="'auto' (colour / contrast cues), 'otsu' (the paper's grey-level Otsu) or 'none' (anywhere)",
     )
     p.add_argument("--textures", help="texture folder (default: built-in procedural textures)")
+    p.add_argument(
+        "--synthesizer", default="fgad", choices=list_synthesizers(),
+        help="synthetic-anomaly method (nsa takes its patches from the folder's other images)",
+    )
+    p.add_argument(
+        "--synthesizer-arg", dest="synthesizer_kwargs", action="append", type=_key_value, default=[],
+        metavar="KEY=VALUE", help="synthesizer keyword argument (repeatable; VALUE parsed as JSON)",
+    )
     p.add_argument("--seed", type=int, default=0, help="synthesis seed")
     p.add_argument("--device", default="cpu", help="where synthesis runs")
     return parser
@@ -564,6 +593,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         textures=args.textures,
         seed=args.seed,
         device=args.device,
+        synthesizer=args.synthesizer,
+        synthesizer_kwargs=dict(args.synthesizer_kwargs),
     )
     print(f"wrote {path}", file=sys.stderr)
     return 0

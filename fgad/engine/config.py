@@ -69,6 +69,14 @@ class TrainConfig:
             and rotate it with the image when the synthesizer rotates the image (instead of
             computing it on the rotated image at every step).
         anomaly_prob: fraction of training samples that receive a synthetic anomaly.
+        synthesizer: the synthetic-anomaly method, a registered name
+            (:func:`fgad.augment.list_synthesizers`: ``fgad``, ``draem``, ``cutpaste``,
+            ``cutpaste_scar``, ``nsa``, ``mixed``). ``foreground`` and ``anomaly_prob`` apply to every
+            method (``draem`` is ``fgad``'s synthesis; with ``foreground=None`` it is DRAEM's).
+            ``nsa`` (and an ``nsa`` inside ``mixed``) takes its patches from the training images.
+        synthesizer_kwargs: the method's own options (e.g. ``{"area_ratio": [0.02, 0.15]}`` for
+            ``cutpaste``, ``{"synthesizers": {"fgad": 0.5, "nsa": 0.5}}`` for ``mixed``); not
+            ``foreground`` or ``anomaly_prob``, which are the fields above.
         textures: a folder of anomaly-source textures (DTD layout or any folder), or None for the
             synthesizer's built-in procedural textures.
         val_fraction: fraction of the good *training* images held back for validation (never the
@@ -122,6 +130,8 @@ class TrainConfig:
     foreground: str | None = "auto"
     cache_foreground: bool = False
     anomaly_prob: float = 0.5
+    synthesizer: str = "fgad"
+    synthesizer_kwargs: dict[str, Any] = field(default_factory=dict)
     textures: str | None = None
     val_fraction: float = 0.1
     val_copies: int = 2
@@ -195,6 +205,18 @@ class TrainConfig:
             raise TypeError(f"cache_foreground must be a bool, got {self.cache_foreground!r}")
         if not 0.0 <= self.anomaly_prob <= 1.0:
             raise ValueError(f"anomaly_prob must be in [0, 1], got {self.anomaly_prob!r}")
+        from fgad.augment import is_synthesizer, list_synthesizers
+
+        if not isinstance(self.synthesizer, str) or not is_synthesizer(self.synthesizer):
+            raise ValueError(f"synthesizer must be one of {list_synthesizers()}, got {self.synthesizer!r}")
+        if not isinstance(self.synthesizer_kwargs, dict):
+            kind = type(self.synthesizer_kwargs).__name__
+            raise TypeError(f"synthesizer_kwargs must be a dict, got {kind}")
+        owned = sorted({"foreground", "anomaly_prob"} & set(self.synthesizer_kwargs))
+        if owned:
+            raise ValueError(
+                f"synthesizer_kwargs must not set {owned}: use the TrainConfig field(s) of that name"
+            )
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         if not 0.0 <= self.threshold_quantile <= 1.0:

@@ -359,6 +359,8 @@ def save_synthesis_grid(
     textures: PathLike | None = None,
     seed: int = 0,
     device: str = "cpu",
+    synthesizer: str = "fgad",
+    synthesizer_kwargs: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a PNG grid of synthetic anomalies made from the images of ``input_folder``.
 
@@ -371,12 +373,17 @@ def save_synthesis_grid(
         textures: texture folder (:class:`fgad.data.TextureFolder`) or None for procedural textures.
         seed: seed of the synthesis generator.
         device: where synthesis runs.
+        synthesizer: a registered synthetic-anomaly method (:func:`fgad.augment.list_synthesizers`);
+            ``nsa`` takes its patches from the folder's images (each row's own image excluded
+            only by chance).
+        synthesizer_kwargs: the method's own options (not ``foreground`` / ``anomaly_prob``).
 
     Returns:
         The written path. Each row: clean image | foreground | anomaly mask | synthetic anomaly.
     """
-    from fgad.augment import AnomalySynthesizer
+    from fgad.augment import create_synthesizer
     from fgad.data import ImageFolder, TextureFolder, to_float
+    from fgad.engine.trainer import reads_sources, source_bank, synthesis_textures
 
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
@@ -389,10 +396,15 @@ def save_synthesis_grid(
     bank = None
     if textures is not None:
         bank = TextureFolder(os.fspath(textures), image_size=image_size).load(device=dev)
-    synth = AnomalySynthesizer(foreground=foreground, anomaly_prob=1.0)  # type: ignore[arg-type]
+    synth = create_synthesizer(
+        synthesizer, foreground=foreground, anomaly_prob=1.0, **dict(synthesizer_kwargs or {})
+    )
+    sources = source_bank(dataset, dev) if reads_sources(synth) else None
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
-    return save_image(output, synthesis_grid(images, synthesizer=synth, textures=bank, generator=gen))
+    sources_or_textures = synthesis_textures(synth, bank, sources)
+    grid = synthesis_grid(images, synthesizer=synth, textures=sources_or_textures, generator=gen)
+    return save_image(output, grid)
 
 
 def _label(tile: np.ndarray, text: str, *, top: bool = True) -> np.ndarray:

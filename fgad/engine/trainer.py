@@ -113,16 +113,15 @@ class ValidationSet:
         config: TrainConfig,
         device: torch.device,
         textures: torch.Tensor | None,
+        sources: torch.Tensor | None = None,
     ) -> ValidationSet:
-        """Decode the held-back images and synthesise their anomalies once, with ``val_seed``."""
-        from fgad.augment import AnomalySynthesizer
+        """Decode the held-back images and synthesise their anomalies once, with ``val_seed``
+        (``sources``: the training images that ``nsa`` takes its patches from)."""
         from fgad.data import to_float
 
         good = to_float(torch.stack([dataset[i]["image"] for i in range(len(dataset))]), device)
-        synth = module_to(
-            AnomalySynthesizer(foreground=config.foreground, anomaly_prob=1.0),  # type: ignore[arg-type]
-            device,
-        )
+        synth = module_to(make_synthesizer(config, anomaly_prob=1.0), device)
+        textures = synthesis_textures(synth, textures, sources)
         gen = torch.Generator(device=device)
         gen.manual_seed(int(config.val_seed))
         images, masks = [good], [torch.zeros_like(good[:, :1])]
@@ -177,6 +176,54 @@ def calibrate_threshold(scores: torch.Tensor, quantile: float) -> float:
         0.4000000059604645
     """
     return float(torch.quantile(scores.detach().double().cpu(), float(quantile)).float())
+
+
+#: At most this many training images (evenly spaced) form the source bank of ``nsa``.
+SOURCE_BANK_SIZE = 256
+
+
+def make_synthesizer(config: TrainConfig, *, anomaly_prob: float | None = None) -> torch.nn.Module:
+    """The config's synthetic-anomaly method (``synthesizer``, ``synthesizer_kwargs``) with its
+    ``foreground`` and ``anomaly_prob`` (or the given ``anomaly_prob``)."""
+    from fgad.augment import create_synthesizer
+
+    prob = config.anomaly_prob if anomaly_prob is None else anomaly_prob
+    return create_synthesizer(
+        config.synthesizer, foreground=config.foreground, anomaly_prob=prob, **config.synthesizer_kwargs
+    )
+
+
+def reads_sources(synth: torch.nn.Module) -> bool:
+    """Whether ``synth`` takes patches from a bank of normal images (``nsa``, or a mixture with it)."""
+    from fgad.augment import MixedSynthesizer, NaturalSyntheticAnomaly
+
+    if isinstance(synth, MixedSynthesizer):
+        return any(isinstance(m, NaturalSyntheticAnomaly) for m in synth.synthesizers)
+    return isinstance(synth, NaturalSyntheticAnomaly)
+
+
+def synthesis_textures(
+    synth: torch.nn.Module, textures: torch.Tensor | None, sources: torch.Tensor | None
+) -> Any:
+    """What ``synth`` takes as ``textures``: the texture bank, the source bank of normal images for
+    ``nsa``, or one of them per synthesizer of a mixture."""
+    from fgad.augment import MixedSynthesizer, NaturalSyntheticAnomaly
+
+    if isinstance(synth, MixedSynthesizer):
+        return {
+            name: sources if isinstance(module, NaturalSyntheticAnomaly) else textures
+            for name, module in zip(synth.names, synth.synthesizers, strict=True)
+        }
+    return sources if isinstance(synth, NaturalSyntheticAnomaly) else textures
+
+
+def source_bank(dataset: Any, device: torch.device, limit: int = SOURCE_BANK_SIZE) -> torch.Tensor:
+    """Up to ``limit`` training images (evenly spaced, decoded once) as a float bank on ``device``."""
+    from fgad.data import to_float
+
+    count = len(dataset)
+    picks = sorted({round(i * (count - 1) / max(limit - 1, 1)) for i in range(min(limit, count))})
+    return to_float(torch.stack([dataset[i]["image"] for i in picks]), device)
 
 
 def _known_foreground(
@@ -281,7 +328,7 @@ def fit(
 
     Convention:
         Training step: uint8 batch -> device -> float [0, 1] (``fgad.data.to_float``) ->
-        ``AnomalySynthesizer`` on the device with a seeded ``torch.Generator`` on that device (one
+        the config's synthesizer on the device with a seeded ``torch.Generator`` on that device (one
         per rank, :func:`synthesis_seed`) -> ``model(I_A)`` -> ``FGADLoss(I, I_r, logits, M)`` ->
         Adam -> ``MultiStepLR`` stepped every optimizer step (milestones = fractions of all steps).
         Data order: ``DistributedSampler(shuffle=True, seed=config.seed)`` with ``set_epoch`` (also
@@ -310,7 +357,6 @@ def fit(
 def _fit(
     config: TrainConfig, info: dist_utils.DistInfo, *, resume: bool, overwrite: bool, progress: bool
 ) -> Path:
-    from fgad.augment import AnomalySynthesizer
     from fgad.data import TextureFolder, to_float
     from fgad.losses import FGADLoss
     from fgad.models import create_model
@@ -400,10 +446,9 @@ def _fit(
         model = model.to(memory_format=torch.channels_last)
     amp = config.amp and device.type == "cuda"
     criterion = module_to(FGADLoss(ssim_weight=config.ssim_weight, focal_gamma=config.focal_gamma), device)
-    synth = module_to(
-        AnomalySynthesizer(foreground=config.foreground, anomaly_prob=config.anomaly_prob),  # type: ignore[arg-type]
-        device,
-    )
+    synth = module_to(make_synthesizer(config), device)
+    sources = source_bank(train_set, device) if reads_sources(synth) else None
+    synth_textures = synthesis_textures(synth, textures, sources)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=config.milestone_steps(steps_per_epoch), gamma=config.lr_gamma
@@ -418,7 +463,7 @@ def _fit(
 
     validation = None
     if val_set is not None and info.is_main:
-        validation = ValidationSet.build(val_set, config, device, textures)
+        validation = ValidationSet.build(val_set, config, device, textures, sources)
 
     start_epoch, step, best_score = 0, 0, None
     if state is not None:
@@ -474,7 +519,7 @@ def _fit(
                     images = to_float(batch["image"], device, non_blocking=True)
                     with torch.no_grad():
                         known = _known_foreground(batch, images, synth, foreground_cache)
-                        res = synth(images, textures, generator=generator, foreground=known)
+                        res = synth(images, synth_textures, generator=generator, foreground=known)
                     inputs = res.image
                     if channels_last:
                         inputs = inputs.contiguous(memory_format=torch.channels_last)
