@@ -822,7 +822,11 @@ class ForegroundMask(nn.Module):
         size = analysis_size(height, width)
         coarse = masks
         if size != (height, width):
-            coarse = F.adaptive_max_pool2d(masks.view(batch, 1, height, width).to(torch.float32), size)
+            grid = masks.view(batch, 1, height, width).to(torch.float32)
+            if height % size[0] == 0 and width % size[1] == 0:  # the usual case: whole cells
+                coarse = F.max_pool2d(grid, (height // size[0], width // size[1]))
+            else:
+                coarse = F.adaptive_max_pool2d(grid, size)
             coarse = coarse.view(batch, *size) > 0.5
         enclosed, _ = fill_holes(~coarse)
         interior = enclosed & coarse
@@ -831,7 +835,12 @@ class ForegroundMask(nn.Module):
         hull = _hull_rows(keep)
         if size != (height, width):
             up = torch.stack((keep, hull), dim=1).to(torch.uint8)
-            keep, hull = F.interpolate(up, (height, width), mode="nearest").bool().unbind(1)
+            if height % size[0] == 0 and width % size[1] == 0:
+                fh, fw = height // size[0], width // size[1]
+                up = up.repeat_interleave(fh, dim=2).repeat_interleave(fw, dim=3)
+            else:
+                up = F.interpolate(up, (height, width), mode="nearest")
+            keep, hull = up.bool().unbind(1)
             return (masks & keep) | hull
         return hull
 
