@@ -153,13 +153,13 @@ def test_bank_is_resized_once_and_cache_follows_changes() -> None:
     synth = AnomalySynthesizer(anomaly_prob=1.0)
     images, bank = torch.rand(2, 3, 24, 24), torch.rand(3, 3, 40, 40)
     res = synth(images, bank, generator=torch.Generator())
-    assert synth._bank_cache is not None
-    cached = synth._bank_cache[3]
+    assert synth._bank_cache._entry is not None
+    cached = synth._bank_cache._entry[3]
     synth(images, bank, generator=torch.Generator())
-    assert synth._bank_cache[3] is cached
+    assert synth._bank_cache._entry[3] is cached
     bank.mul_(0.5)  # in-place change -> resized again
     replay = synth(images, bank, params=res.params)
-    assert synth._bank_cache[3] is not cached
+    assert synth._bank_cache._entry[3] is not cached
     assert not torch.equal(replay.image, res.image)
 
 

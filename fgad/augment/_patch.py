@@ -4,12 +4,10 @@ the foreground, colour jitter and bilinear reads, all batched and free of host s
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable
 from typing import Any, Literal, cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .._checks import as_batch, check_image, is_validating, validation
@@ -208,29 +206,6 @@ def bilinear(
     bottom = read(yb, xa) * (1 - fx).unsqueeze(1) + read(yb, xb) * fx.unsqueeze(1)
     out = top * (1 - fy).unsqueeze(1) + bottom * fy.unsqueeze(1)
     return [out[:, c] for c in range(channels)]
-
-
-class BankCache:
-    """A source bank resized to the images' size, kept while the bank tensor is alive and unchanged."""
-
-    def __init__(self) -> None:
-        self._entry: tuple[Any, ...] | None = None
-
-    def __getstate__(self) -> dict[str, object]:
-        return {"_entry": None}  # a weak reference cannot be pickled
-
-    def resized(self, bank: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        if tuple(bank.shape[-2:]) == size:
-            return bank
-        entry = self._entry
-        key = (tuple(bank.shape), bank.dtype, bank.device, size)
-        if entry is not None and entry[0]() is bank and entry[1] == bank._version and entry[2] == key:
-            return entry[3]
-        work = bank if bank.dtype in (torch.float32, torch.float64) else bank.float()
-        out = F.interpolate(work, size=size, mode="bilinear", align_corners=False, antialias=True)
-        out = out.clamp_(0.0, 1.0).to(bank.dtype)
-        self._entry = (weakref.ref(bank), bank._version, key, out)
-        return out
 
 
 class PatchSynthesizer(nn.Module):

@@ -8,12 +8,12 @@ from typing import Literal
 
 import torch
 
-from .._checks import check_image
 from ._params import ParamsMixin
-from ._patch import BankCache, PatchSynthesizer, check_range, fresh_copy, pick_pixel, uniform
+from ._patch import PatchSynthesizer, check_range, fresh_copy, pick_pixel, uniform
 from .foreground import ForegroundMask
 from .poisson import solve_window
 from .registry import register_synthesizer
+from .synthesizer import BankCache, texture_bank
 
 __all__ = ["NSAParams", "NaturalSyntheticAnomaly"]
 
@@ -129,15 +129,7 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
     def _bank(
         self, textures: torch.Tensor | None, images: torch.Tensor
     ) -> tuple[torch.Tensor | None, int | None]:
-        if textures is None:
-            return None, None
-        check_image(textures, "textures", channels=(images.shape[1],), check_range=False)
-        if textures.device != images.device:
-            raise ValueError(f"textures must be on the images' device {images.device}, got {textures.device}")
-        batch, _, height, width = images.shape
-        if textures.shape[0] == batch and tuple(textures.shape[-2:]) == (height, width):
-            return textures, None
-        return textures, int(textures.shape[0])
+        return texture_bank(textures, images)
 
     def window(self, height: int, width: int) -> tuple[int, int]:
         """The fixed window (rows, columns) that holds every possible patch and its one-pixel ring."""

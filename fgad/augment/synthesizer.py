@@ -6,7 +6,7 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -162,6 +162,45 @@ def _rotate(images: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
                           compute.dtype)
     out = F.grid_sample(compute, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.clamp_(0.0, 1.0).to(images.dtype)
+
+
+class BankCache:
+    """A source bank resized to the images' size, kept while the bank tensor is alive and unchanged."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[Any, ...] | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"_entry": None}  # a weak reference cannot be pickled
+
+    def resized(self, bank: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if tuple(bank.shape[-2:]) == size:
+            return bank
+        entry = self._entry
+        key = (tuple(bank.shape), bank.dtype, bank.device, size)
+        if entry is not None and entry[0]() is bank and entry[1] == bank._version and entry[2] == key:
+            return entry[3]
+        work = bank if bank.dtype in (torch.float32, torch.float64) else bank.float()
+        out = F.interpolate(work, size=size, mode="bilinear", align_corners=False, antialias=True)
+        out = out.clamp_(0.0, 1.0).to(bank.dtype)
+        self._entry = (weakref.ref(bank), bank._version, key, out)
+        return out
+
+
+def texture_bank(
+    textures: torch.Tensor | None, images: torch.Tensor
+) -> tuple[torch.Tensor | None, int | None]:
+    """Validate textures against the images; return them and the bank size (None when there are
+    none, or one per sample: the images' batch size and size)."""
+    if textures is None:
+        return None, None
+    check_image(textures, "textures", channels=(images.shape[1],), check_range=False)
+    if textures.device != images.device:
+        raise ValueError(f"textures must be on the images' device {images.device}, got {textures.device}")
+    batch, _, height, width = images.shape
+    if textures.shape[0] == batch and tuple(textures.shape[-2:]) == (height, width):
+        return textures, None
+    return textures, int(textures.shape[0])
 
 
 def _rotate_masks(masks: torch.Tensor, params: SynthesisParams, on_cpu: bool) -> torch.Tensor:
@@ -321,14 +360,8 @@ class AnomalySynthesizer(nn.Module):
             )
         self.foreground_mask: ForegroundMask | None = foreground
         self.last_params: SynthesisParams | None = None
-        self._bank_cache: tuple[weakref.ref, int, tuple, torch.Tensor] | None = None
-
-    def __getstate__(self) -> dict[str, object]:
-        # The resized-bank cache holds a weak reference, which cannot be pickled (DataLoader workers
-        # started with "spawn" pickle their dataset's transforms); it is rebuilt on the next call.
-        state = self.__dict__.copy()
-        state["_bank_cache"] = None
-        return state
+        # pickles without its entry (DataLoader workers started with "spawn" pickle their transforms)
+        self._bank_cache = BankCache()
 
     # ------------------------------------------------------------------ sampling
     def sample_params(
@@ -380,19 +413,6 @@ class AnomalySynthesizer(nn.Module):
         return params.to(device) if device is not None else params
 
     # ------------------------------------------------------------------ helpers
-    def _resized_bank(self, bank: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        if tuple(bank.shape[-2:]) == size:
-            return bank
-        cache = self._bank_cache
-        key = (tuple(bank.shape), bank.dtype, bank.device, size)
-        if cache is not None and cache[0]() is bank and cache[1] == bank._version and cache[2] == key:
-            return cache[3]
-        work = bank if bank.dtype in (torch.float32, torch.float64) else bank.float()
-        resized = F.interpolate(work, size=size, mode="bilinear", align_corners=False, antialias=True)
-        resized = resized.clamp_(0.0, 1.0).to(bank.dtype)
-        self._bank_cache = (weakref.ref(bank), bank._version, key, resized)
-        return resized
-
     @staticmethod
     def _procedural(
         params: ProceduralTextureParams, size: tuple[int, int], dtype: torch.dtype
@@ -420,20 +440,6 @@ class AnomalySynthesizer(nn.Module):
         if len(params) != batch:
             raise ValueError(f"params hold {len(params)} samples, expected the batch size {batch}")
         return params
-
-    def _textures(
-        self, textures: torch.Tensor | None, images: torch.Tensor
-    ) -> tuple[torch.Tensor | None, int | None]:
-        """Validate textures; return them and the bank size (None when one per sample / built-in)."""
-        if textures is None:
-            return None, None
-        check_image(textures, "textures", channels=(images.shape[1],), check_range=False)
-        if textures.device != images.device:
-            raise ValueError(f"textures must be on the images' device {images.device}, got {textures.device}")
-        batch, _, height, width = images.shape
-        if textures.shape[0] == batch and tuple(textures.shape[-2:]) == (height, width):
-            return textures, None
-        return textures, int(textures.shape[0])
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -463,7 +469,7 @@ class AnomalySynthesizer(nn.Module):
         if single and isinstance(textures, torch.Tensor) and textures.ndim == 3:
             textures = textures.unsqueeze(0)
         check_image(images, "images", check_range=False)
-        textures, bank_size = self._textures(textures, images)
+        textures, bank_size = texture_bank(textures, images)
         # The only value checks of the call (each a host synchronisation): the parts below run with
         # validation off, so the same tensors are not checked again.
         _check_values(images, "images")
@@ -603,6 +609,6 @@ class AnomalySynthesizer(nn.Module):
                 return textures.to(dtype)
             source, index = textures, rows
         else:
-            source, index = self._resized_bank(textures, size), params.texture_index
+            source, index = self._bank_cache.resized(textures, size), params.texture_index
         picked = _new_buffer((index.numel(), *source.shape[1:]), source.dtype, source.device)
         return torch.index_select(source, 0, index, out=picked).to(dtype)
