@@ -704,6 +704,7 @@ def _plot(summary: Mapping[str, Any]) -> bytes:
                 ax.errorbar(x, stat["mean"], yerr=stat["std"], fmt="s", color="black", capsize=4, zorder=3)
                 offsets = [(k - (len(values) - 1) / 2) * 0.08 for k in range(len(values))]
                 ax.scatter([x + o for o in offsets], values, s=18, alpha=0.7, zorder=2)
+            ax.set_xlim(-0.5, len(variants) - 0.5)  # one variant must not stretch its seed jitter
             ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right", fontsize=8)
             ax.set_title(f"{data}: {metric}", fontsize=10)
             ax.grid(axis="y", alpha=0.3)
