@@ -172,7 +172,7 @@ def test_levels_index_is_the_rounded_level_plus_the_plane_offset(dtype: torch.dt
     x = torch.rand(5, 3, 7, 11, generator=gen).to(dtype)
     index = TF.levels_index(x)
     for i in range(5):
-        assert torch.equal(index[i:i + 1] - i * 3 * 256, TF.levels_index(x[i:i + 1]))
+        assert torch.equal(index[i : i + 1] - i * 3 * 256, TF.levels_index(x[i : i + 1]))
     exact = torch.round(x.double() * 255).to(torch.int32) + offsets
     assert int((index - exact).abs().max()) <= 1 and float((index == exact).float().mean()) > 0.999
 
@@ -488,4 +488,3 @@ def test_new_buffer_is_an_ordinary_tensor(dtype: torch.dtype, shape: tuple[int, 
     like = _new_like(x)
     assert like.shape == x.shape and like.dtype == dtype and like.stride() == x.stride()
     assert torch.equal(like.copy_(x), x)
-

@@ -343,9 +343,9 @@ def _close(x: torch.Tensor, size: int) -> torch.Tensor:
     radius = size // 2
     batch, height, width = x.shape
     padded = x.new_zeros(batch, height + 2 * radius, width + 2 * radius)
-    padded[:, radius:radius + height, radius:radius + width] = x
+    padded[:, radius : radius + height, radius : radius + width] = x
     closed = _erode(_dilate(padded, size), size)
-    return closed[:, radius:radius + height, radius:radius + width]
+    return closed[:, radius : radius + height, radius : radius + width]
 
 
 def _growth_views(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -423,7 +423,7 @@ def _fill_seeds(height: int, width: int, hp: int, wp: int, device: torch.device)
     seeds = _SEED_CACHE.get(key)
     if seeds is None:
         beyond = torch.ones(hp, wp, dtype=torch.bool, device=device)
-        beyond[1:height + 1, 1:width + 1] = False
+        beyond[1 : height + 1, 1 : width + 1] = False
         levels = []
         for cell in _FILL_CELLS:
             hc, wc = hp // cell, wp // cell
@@ -487,7 +487,7 @@ def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Ten
     hp = -(-(height + 2) // coarse) * coarse
     wp = -(-(width + 2) // coarse) * coarse
     padded = torch.zeros(batch, hp, wp, dtype=torch.bool, device=device)
-    padded[:, 1:height + 1, 1:width + 1] = masks
+    padded[:, 1 : height + 1, 1 : width + 1] = masks
     seeds = _fill_seeds(height, width, hp, wp, device)
     reached: torch.Tensor | None = None
     complete = torch.ones(batch, dtype=torch.bool, device=device)
@@ -506,11 +506,12 @@ def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Ten
         reached, before = _propagate(seed, passable, steps_here)
         if cell == 1:
             # Finished where the last step added nothing (reached only grows: compare 8 at a time).
-            complete = torch.eq(reached.view(batch, -1).view(torch.int64),
-                                before.view(batch, -1).view(torch.int64)).all(1)
+            complete = torch.eq(
+                reached.view(batch, -1).view(torch.int64), before.view(batch, -1).view(torch.int64)
+            ).all(1)
     assert reached is not None
     # The foreground is never reached, so "not reached" is the foreground with its holes filled.
-    outside = torch.bitwise_not(reached[:, 1:height + 1, 1:width + 1])
+    outside = torch.bitwise_not(reached[:, 1 : height + 1, 1 : width + 1])
     if device.type == "cpu" and bool(complete.all()):
         filled = outside
     else:
@@ -520,8 +521,12 @@ def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Ten
 
 def _cleanup_sizes(cleanup: object) -> tuple[int, int]:
     pair = (cleanup, cleanup) if isinstance(cleanup, int) else cleanup
-    ok = isinstance(pair, tuple) and len(pair) == 2 and all(
-        isinstance(k, int) and not isinstance(k, bool) and k >= 0 and (k == 0 or k % 2 == 1) for k in pair
+    ok = (
+        isinstance(pair, tuple)
+        and len(pair) == 2
+        and all(
+            isinstance(k, int) and not isinstance(k, bool) and k >= 0 and (k == 0 or k % 2 == 1) for k in pair
+        )
     )
     if not ok:
         raise ValueError(
@@ -709,7 +714,9 @@ class ForegroundMask(nn.Module):
         if polarity not in ("auto", "bright", "dark"):
             raise ValueError(f"polarity must be 'auto', 'bright' or 'dark', got {polarity!r}")
         for name, value in (
-            ("min_fraction", min_fraction), ("max_border", max_border), ("max_area", max_area),
+            ("min_fraction", min_fraction),
+            ("max_border", max_border),
+            ("max_area", max_area),
             ("min_separability", min_separability),
         ):
             number = isinstance(value, (int, float)) and not isinstance(value, bool)

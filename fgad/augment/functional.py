@@ -82,21 +82,24 @@ _Op = TypeVar("_Op", bound=Callable[..., torch.Tensor])
 _LEVELS = 256
 
 
-def _per_sample(value: Strength, batch_size: int, name: str, device: torch.device,
-                dtype: torch.dtype) -> torch.Tensor:
+def _per_sample(
+    value: Strength, batch_size: int, name: str, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     """A strength as a (B,) tensor of ``dtype`` on ``device`` (a number is broadcast)."""
     if isinstance(value, bool):
         raise TypeError(f"{name} must be a number or a tensor of shape ({batch_size},), got bool")
     if isinstance(value, (int, float)):
         return torch.full((batch_size,), value, dtype=dtype, device=device)
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a number or a tensor of shape ({batch_size},), "
-                        f"got {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a number or a tensor of shape ({batch_size},), got {type(value).__name__}"
+        )
     if value.ndim == 0:
         value = value.expand(batch_size)
     if value.shape != (batch_size,):
-        raise ValueError(f"{name} must be a number or a tensor of shape ({batch_size},), "
-                         f"got shape {tuple(value.shape)}")
+        raise ValueError(
+            f"{name} must be a number or a tensor of shape ({batch_size},), got shape {tuple(value.shape)}"
+        )
     if value.is_complex() or value.dtype == torch.bool:
         raise TypeError(f"{name} must be a real number tensor, got dtype {value.dtype}")
     if not dtype.is_floating_point and value.is_floating_point():
@@ -134,8 +137,13 @@ def _scratch(name: str, shape: torch.Size, dtype: torch.dtype, device: torch.dev
 _HUGE_BUFFER_BYTES = 1 << 22
 
 
-def _new_buffer(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype, device: torch.device,
-                *, channels_last: bool = False) -> torch.Tensor:
+def _new_buffer(
+    shape: tuple[int, ...] | torch.Size,
+    dtype: torch.dtype,
+    device: torch.device,
+    *,
+    channels_last: bool = False,
+) -> torch.Tensor:
     """An uninitialised tensor (``torch.empty``), contiguous or (4-D) channels-last.
 
     On the CPU a large one is backed by a numpy array (see ``_HUGE_BUFFER_BYTES``); it is an
@@ -154,8 +162,9 @@ def _new_buffer(shape: tuple[int, ...] | torch.Size, dtype: torch.dtype, device:
 
 def _new_like(x: torch.Tensor) -> torch.Tensor:
     """:func:`_new_buffer` shaped like ``x``, channels-last if ``x`` is (and not also contiguous)."""
-    channels_last = (x.ndim == 4 and not x.is_contiguous()
-                     and x.is_contiguous(memory_format=torch.channels_last))
+    channels_last = (
+        x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    )
     return _new_buffer(x.shape, x.dtype, x.device, channels_last=channels_last)
 
 
@@ -250,8 +259,9 @@ def _scatter_histogram(flat: torch.Tensor, bins: int) -> torch.Tensor:
     return torch.zeros(bins, dtype=torch.int64, device=flat.device).index_add_(0, flat, ones)
 
 
-def apply_levels_lut(index: torch.Tensor, lut: torch.Tensor, dtype: torch.dtype,
-                     out: torch.Tensor | None = None) -> torch.Tensor:
+def apply_levels_lut(
+    index: torch.Tensor, lut: torch.Tensor, dtype: torch.dtype, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Map every pixel through its plane's table of levels and return ``level / 255`` in ``dtype``.
 
     Args:
@@ -351,8 +361,9 @@ def _exact_in_int16(factor: torch.Tensor) -> bool:
     return bool(((k == k.round()) & (k >= 0) & (k <= 128)).all())
 
 
-def sharpen_levels(levels: torch.Tensor, factor: torch.Tensor, *,
-                   integer: bool | None = None) -> torch.Tensor:
+def sharpen_levels(
+    levels: torch.Tensor, factor: torch.Tensor, *, integer: bool | None = None
+) -> torch.Tensor:
     """PIL's ``ImageEnhance.Sharpness`` on int16 level images (B, C, H, W) with factors (B,).
 
     The smoothed image is the 3x3 kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 rounded to levels
@@ -376,8 +387,9 @@ def sharpen_levels(levels: torch.Tensor, factor: torch.Tensor, *,
     """
     if levels.dtype != torch.int16:
         raise TypeError(f"levels must be an int16 tensor, got {levels.dtype}")
-    return _sharpen_into(levels, factor, torch.empty_like(levels, memory_format=torch.contiguous_format),
-                         integer=integer)
+    return _sharpen_into(
+        levels, factor, torch.empty_like(levels, memory_format=torch.contiguous_format), integer=integer
+    )
 
 
 # Rows of a tile of the sharpness filter: about this many bytes of int16 input per tile, so that
@@ -385,8 +397,13 @@ def sharpen_levels(levels: torch.Tensor, factor: torch.Tensor, *,
 _TILE_BYTES = 1 << 21
 
 
-def _sharpen_into(levels: torch.Tensor, factor: torch.Tensor, out: torch.Tensor,
-                  offset: torch.Tensor | None = None, integer: bool | None = None) -> torch.Tensor:
+def _sharpen_into(
+    levels: torch.Tensor,
+    factor: torch.Tensor,
+    out: torch.Tensor,
+    offset: torch.Tensor | None = None,
+    integer: bool | None = None,
+) -> torch.Tensor:
     """Sharpen int16 ``levels`` into ``out`` (any real dtype), adding ``offset`` (B, C, 1, 1) if given.
 
     ``levels`` is left unchanged; on the CPU the image is processed in tiles of rows (each tile is

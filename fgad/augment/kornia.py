@@ -102,7 +102,10 @@ class RandomSharpness(IntensityAugmentationBase2D):
         self._param_generator = rg.PlainUniformGenerator((sharpness, "sharpness", 0.0, (0, float("inf"))))
 
     def apply_transform(
-        self, input: torch.Tensor, params: dict[str, torch.Tensor], flags: dict[str, Any],
+        self,
+        input: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        flags: dict[str, Any],
         transform: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return F.adjust_sharpness(input, params["sharpness"].to(input.device, torch.float32))
@@ -121,7 +124,10 @@ class RandomEqualize(IntensityAugmentationBase2D):
         super().__init__(p=p, same_on_batch=same_on_batch, keepdim=keepdim)
 
     def apply_transform(
-        self, input: torch.Tensor, params: dict[str, torch.Tensor], flags: dict[str, Any],
+        self,
+        input: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        flags: dict[str, Any],
         transform: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return F.equalize(input)
@@ -160,7 +166,10 @@ class RandomSolarize(IntensityAugmentationBase2D):
         )
 
     def apply_transform(
-        self, input: torch.Tensor, params: dict[str, torch.Tensor], flags: dict[str, Any],
+        self,
+        input: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        flags: dict[str, Any],
         transform: torch.Tensor | None = None,
     ) -> torch.Tensor:
         check_image(input, "input")
@@ -168,8 +177,11 @@ class RandomSolarize(IntensityAugmentationBase2D):
         device = input.device
         thresholds = params["thresholds"].to(device, torch.float32).view(b, 1)
         additions = params.get("additions")
-        shift = torch.zeros(b, 1, device=device) if additions is None else (
-            additions.to(device, torch.float32).view(b, 1))
+        shift = (
+            torch.zeros(b, 1, device=device)
+            if additions is None
+            else (additions.to(device, torch.float32).view(b, 1))
+        )
         levels = torch.arange(_LEVELS, device=device)
         # Which levels are inverted is decided as kornia decides it, on the value k / 255 plus the
         # addition (float32); the levels themselves move by the addition rounded to levels.
@@ -206,7 +218,10 @@ class RandomPosterize(IntensityAugmentationBase2D):
         self._param_generator = rg.PosterizeGenerator(bits)
 
     def apply_transform(
-        self, input: torch.Tensor, params: dict[str, torch.Tensor], flags: dict[str, Any],
+        self,
+        input: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        flags: dict[str, Any],
         transform: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return F.posterize(input, params["bits_factor"].to(input.device, torch.long))
@@ -234,7 +249,10 @@ class RandomAutoContrast(IntensityAugmentationBase2D):
         self.clip_output = _clip_output(clip_output, "RandomAutoContrast")
 
     def apply_transform(
-        self, input: torch.Tensor, params: dict[str, torch.Tensor], flags: dict[str, Any],
+        self,
+        input: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        flags: dict[str, Any],
         transform: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return F.autocontrast(input)
@@ -289,7 +307,10 @@ class RandomBrightness(IntensityAugmentationBase2D):
         self._param_generator = rg.PlainUniformGenerator((self.brightness, "brightness_factor", None, None))
 
     def apply_transform(
-        self, input: torch.Tensor, params: dict[str, torch.Tensor], flags: dict[str, Any],
+        self,
+        input: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        flags: dict[str, Any],
         transform: torch.Tensor | None = None,
     ) -> torch.Tensor:
         return F.adjust_brightness(input, params["brightness_factor"].to(input.device, torch.float32))
@@ -335,8 +356,10 @@ class RandomTexture(IntensityAugmentationBase2D):
         self.texture = TextureAugment(num_ops, **texture_kwargs)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.texture.extra_repr()}, p={self.p}, "
-                f"same_on_batch={self.same_on_batch})")
+        return (
+            f"{type(self).__name__}({self.texture.extra_repr()}, p={self.p}, "
+            f"same_on_batch={self.same_on_batch})"
+        )
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
         batch = int(batch_shape[0])
@@ -347,7 +370,10 @@ class RandomTexture(IntensityAugmentationBase2D):
         return values
 
     def apply_transform(
-        self, input: torch.Tensor, params: dict[str, torch.Tensor], flags: dict[str, Any],
+        self,
+        input: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        flags: dict[str, Any],
         transform: torch.Tensor | None = None,
     ) -> torch.Tensor:
         missing = [key for key in _TEXTURE_KEYS if key not in params]

@@ -193,7 +193,11 @@ def perlin_noise(
         scales = _check_scales(scales, batch_size)
         cells = max(cells, int(scales.max()))
     params = _sample_params(
-        batch_size, exponents=(0, 5), rotation=(0.0, 0.0), cells=cells, scales=scales,
+        batch_size,
+        exponents=(0, 5),
+        rotation=(0.0, 0.0),
+        cells=cells,
+        scales=scales,
         device=device if device is not None else (scales.device if scales is not None else None),
         generator=generator,
     )
@@ -265,8 +269,13 @@ class PerlinMask(nn.Module):
     ) -> PerlinParams:
         """Draw the scales, lattice gradients and rotation of ``batch_size`` masks."""
         return _sample_params(
-            batch_size, exponents=self.scale_exponents, rotation=self.rotation,
-            cells=2 ** self.scale_exponents[1], scales=None, device=device, generator=generator,
+            batch_size,
+            exponents=self.scale_exponents,
+            rotation=self.rotation,
+            cells=2 ** self.scale_exponents[1],
+            scales=None,
+            device=device,
+            generator=generator,
         )
 
     def grid_size(self, params: PerlinParams, size: tuple[int, int]) -> tuple[int, int]:

@@ -91,7 +91,11 @@ class SynthesisResult:
         ``params`` keeps its batch of one, so ``synth(image, params=result.params)`` replays it.
         """
         return SynthesisResult(
-            self.image[0], self.target[0], self.mask[0], self.label[0], self.params,
+            self.image[0],
+            self.target[0],
+            self.mask[0],
+            self.label[0],
+            self.params,
             None if self.foreground is None else self.foreground[0],
         )
 
@@ -130,7 +134,11 @@ def _centres(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 
 
 def _rotation_grid(
-    a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor, size: tuple[int, int],
+    a: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    d: torch.Tensor,
+    size: tuple[int, int],
     dtype: torch.dtype,
 ) -> torch.Tensor:
     """``F.affine_grid`` of the linear maps [[a, b, 0], [c, d, 0]] (each (B,)), (B, H, W, 2).
@@ -158,8 +166,9 @@ def _rotate(images: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
     cos, sin = torch.cos(theta).float(), torch.sin(theta).float()
     # In normalised coordinates a rotation needs the aspect ratio to stay a rotation in pixels.
     compute = images if images.dtype in (torch.float32, torch.float64) else images.float()
-    grid = _rotation_grid(cos, sin * (height / width), -sin * (width / height), cos, (height, width),
-                          compute.dtype)
+    grid = _rotation_grid(
+        cos, sin * (height / width), -sin * (width / height), cos, (height, width), compute.dtype
+    )
     out = F.grid_sample(compute, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     return out.clamp_(0.0, 1.0).to(images.dtype)
 
@@ -355,7 +364,10 @@ class AnomalySynthesizer(nn.Module):
         self.ensure_anomaly = bool(ensure_anomaly)
         if isinstance(foreground, str):
             foreground = ForegroundMask(
-                foreground, polarity=polarity, min_fraction=min_fraction, cleanup=cleanup,
+                foreground,
+                polarity=polarity,
+                min_fraction=min_fraction,
+                cleanup=cleanup,
                 fill_holes=fill_holes,
             )
         self.foreground_mask: ForegroundMask | None = foreground
@@ -407,8 +419,14 @@ class AnomalySynthesizer(nn.Module):
                 angle=uniform((b, 3, octaves), -180.0, 180.0),
             )
         params = SynthesisParams(
-            rotate=rotate, image_angle=image_angle, anomalous=anomalous, texture_opacity=opacity,
-            texture_index=index, perlin=perlin, texture=texture, procedural=proc,
+            rotate=rotate,
+            image_angle=image_angle,
+            anomalous=anomalous,
+            texture_opacity=opacity,
+            texture_index=index,
+            perlin=perlin,
+            texture=texture,
+            procedural=proc,
         )
         return params.to(device) if device is not None else params
 

@@ -125,11 +125,15 @@ class TextureParams:
         return [tuple(_OPS[i] for i in row) for row in self.ops.tolist()]
 
 
-def _check_range(name: str, value: object, lo_limit: float, hi_limit: float,
-                 integer: bool = False) -> tuple[float, float]:
+def _check_range(
+    name: str, value: object, lo_limit: float, hi_limit: float, integer: bool = False
+) -> tuple[float, float]:
     kind = "integers" if integer else "numbers"
-    if (not isinstance(value, (tuple, list)) or len(value) != 2
-            or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
+    ):
         raise TypeError(f"{name} must be a (lo, hi) tuple of {kind}, got {value!r}")
     lo, hi = value
     if integer and (float(lo) != int(lo) or float(hi) != int(hi)):
@@ -255,16 +259,19 @@ class TextureAugment(nn.Module):
         self.autocontrast = _check_range("autocontrast", autocontrast, 0.0, 50.0)
         if self.autocontrast[1] >= 50.0:
             raise ValueError(
-                f"autocontrast must be (lo, hi) percent with 0 <= lo <= hi < 50, got {autocontrast!r}")
+                f"autocontrast must be (lo, hi) percent with 0 <= lo <= hi < 50, got {autocontrast!r}"
+            )
         self.brightness = _check_range("brightness", brightness, 0.0, math.inf)
         self.brightness_offset = _check_range("brightness_offset", brightness_offset, -255.0, 255.0)
         self._pool = tuple(_OPS.index(name) for name in pool)
         self.last_params: TextureParams | None = None
 
     def extra_repr(self) -> str:
-        return (f"num_ops={self.num_ops}, ops={self.ops}, sharpness={self.sharpness}, "
-                f"solarize={self.solarize}, posterize={self.posterize}, autocontrast={self.autocontrast}, "
-                f"brightness={self.brightness}, brightness_offset={self.brightness_offset}")
+        return (
+            f"num_ops={self.num_ops}, ops={self.ops}, sharpness={self.sharpness}, "
+            f"solarize={self.solarize}, posterize={self.posterize}, autocontrast={self.autocontrast}, "
+            f"brightness={self.brightness}, brightness_offset={self.brightness_offset}"
+        )
 
     def sample_params(
         self,
@@ -302,16 +309,18 @@ class TextureAugment(nn.Module):
             ops=ops,
             sharpness=self._sample_sharpness(b, generator, where),
             solarize=uniform(self.solarize),
-            posterize=torch.randint(self.posterize[0], self.posterize[1] + 1, (b,),
-                                    generator=generator, device=where),
+            posterize=torch.randint(
+                self.posterize[0], self.posterize[1] + 1, (b,), generator=generator, device=where
+            ),
             autocontrast=uniform(self.autocontrast),
             brightness=uniform(self.brightness),
             brightness_offset=uniform(self.brightness_offset),
         )
         return params if device is None else params.to(device)
 
-    def _sample_sharpness(self, b: int, generator: torch.Generator | None,
-                          where: torch.device) -> torch.Tensor:
+    def _sample_sharpness(
+        self, b: int, generator: torch.Generator | None, where: torch.device
+    ) -> torch.Tensor:
         lo, hi = self.sharpness
         first, last = math.ceil(lo * _SHARPNESS_STEPS), math.floor(hi * _SHARPNESS_STEPS)
         if first > last or last > 2 * _SHARPNESS_STEPS:
@@ -341,8 +350,12 @@ class TextureAugment(nn.Module):
         """
         images, single = as_batch(images, "images")
         if single:
-            result = self.forward(images, generator=generator, params=params,
-                                  out=None if out is None else as_batch(out, "out")[0])
+            result = self.forward(
+                images,
+                generator=generator,
+                params=params,
+                out=None if out is None else as_batch(out, "out")[0],
+            )
             return result[0]
         check_image(images, "images")
         b = images.shape[0]
@@ -361,8 +374,10 @@ def _check_out(out: object, images: torch.Tensor) -> None:
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"out must be a torch.Tensor, got {type(out).__name__}")
     if out.shape != images.shape or out.dtype != images.dtype or out.device != images.device:
-        raise ValueError(f"out must have the images' shape {tuple(images.shape)}, dtype {images.dtype} and "
-                         f"device {images.device}, got {tuple(out.shape)}, {out.dtype}, {out.device}")
+        raise ValueError(
+            f"out must have the images' shape {tuple(images.shape)}, dtype {images.dtype} and "
+            f"device {images.device}, got {tuple(out.shape)}, {out.dtype}, {out.device}"
+        )
     if not out.is_contiguous():
         raise ValueError("out must be contiguous")
 
@@ -371,14 +386,17 @@ def _check_params(params: object, batch_size: int) -> TextureParams:
     if not isinstance(params, TextureParams):
         raise TypeError(f"params must be a TextureParams, got {type(params).__name__}")
     if params.ops.ndim != 2 or params.ops.shape[0] != batch_size or params.ops.shape[1] > len(_OPS):
-        raise ValueError(f"params.ops must have shape ({batch_size}, K) with K <= {len(_OPS)}, "
-                         f"got {tuple(params.ops.shape)}")
+        raise ValueError(
+            f"params.ops must have shape ({batch_size}, K) with K <= {len(_OPS)}, "
+            f"got {tuple(params.ops.shape)}"
+        )
     if params.ops.dtype != torch.long:
         raise TypeError(f"params.ops must be a long tensor, got {params.ops.dtype}")
     for f in fields(params):
         if f.name != "ops" and getattr(params, f.name).shape != (batch_size,):
-            raise ValueError(f"params.{f.name} must have shape ({batch_size},), "
-                             f"got {tuple(getattr(params, f.name).shape)}")
+            raise ValueError(
+                f"params.{f.name} must have shape ({batch_size},), got {tuple(getattr(params, f.name).shape)}"
+            )
     if is_validating() and params.ops.numel() > 0:
         lo, hi = torch.aminmax(params.ops)
         if int(lo) < 0 or int(hi) >= len(_OPS):
@@ -386,8 +404,14 @@ def _check_params(params: object, batch_size: int) -> TextureParams:
     return params
 
 
-def _compose(ops: torch.Tensor, params: TextureParams, hist: torch.Tensor, active: torch.Tensor,
-             channels: int, host_checks: bool) -> torch.Tensor:
+def _compose(
+    ops: torch.Tensor,
+    params: TextureParams,
+    hist: torch.Tensor,
+    active: torch.Tensor,
+    channels: int,
+    host_checks: bool,
+) -> torch.Tensor:
     """Compose the active table ops of every row into one (B, C, 256) table.
 
     ``hist`` is each plane's histogram before the first op; it is pushed through every step so that
@@ -416,8 +440,9 @@ def _compose(ops: torch.Tensor, params: TextureParams, hist: torch.Tensor, activ
                     fixed[op] = {
                         _SOLARIZE: lambda: solarize_lut(params.solarize, channels),
                         _POSTERIZE: lambda: posterize_lut(params.posterize, channels),
-                        _BRIGHTNESS: lambda: brightness_lut(params.brightness, params.brightness_offset,
-                                                            channels),
+                        _BRIGHTNESS: lambda: brightness_lut(
+                            params.brightness, params.brightness_offset, channels
+                        ),
                     }[op]()
                 candidate = fixed[op]
             chosen = (step_ops[:, step] == op).view(b, 1, 1)
@@ -428,15 +453,16 @@ def _compose(ops: torch.Tensor, params: TextureParams, hist: torch.Tensor, activ
         if lut is None:
             continue
         table = lut if table is None else lut.gather(-1, table)
-        if any(needs_hist[step + 1:]):
+        if any(needs_hist[step + 1 :]):
             hist = torch.zeros_like(hist).scatter_add_(-1, lut, hist)
     if table is None:
         table = torch.arange(_LEVELS, device=ops.device).expand(b, channels, _LEVELS)
     return table
 
 
-def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = None,
-           out: torch.Tensor | None = None) -> torch.Tensor:
+def _apply(
+    images: torch.Tensor, params: TextureParams, compact: bool | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Apply validated params to images on the same device (see :class:`TextureAugment`).
 
     ``compact`` (default: on the CPU only) sharpens only the rows that use sharpness, which needs
@@ -477,8 +503,12 @@ def _apply(images: torch.Tensor, params: TextureParams, compact: bool | None = N
         sub_index = index
     factor = torch.where(has_sharp, params.sharpness.float(), 1.0)[rows]
     levels = _scratch("sharp_levels", sub_index.shape, torch.int16, device) if compact else None
-    levels = torch.index_select(table_a.to(torch.int16).reshape(-1), 0, sub_index.view(-1),
-                                out=None if levels is None else levels.view(-1))
+    levels = torch.index_select(
+        table_a.to(torch.int16).reshape(-1),
+        0,
+        sub_index.view(-1),
+        out=None if levels is None else levels.view(-1),
+    )
     plane = (rows.to(torch.int32) * c).view(-1, 1) + torch.arange(c, dtype=torch.int32, device=device)
     # the sharpened levels, offset into the (B, C, 256) tables, overwrite the spent index
     _sharpen_into(levels.view(sub_index.shape), factor, sub_index, plane.mul_(_LEVELS).view(-1, c, 1, 1))
