@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from fgad._io import atomic_path
 
 __all__ = ["DEFAULT_OPSET", "to_onnx"]
 
@@ -94,10 +95,7 @@ def to_onnx(
     example = torch.rand(2, channels, height, width)
     batch = torch.export.Dim("batch", min=1)
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
@@ -114,10 +112,6 @@ def to_onnx(
         if program is None:
             raise RuntimeError("torch.onnx.export returned no program")
         program.save(str(tmp), external_data=False)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fgad._io import atomic_write_text
 from fgad.augment import AnomalySynthesizer
 from fgad.data import DEMO_CATEGORY, MVTecAD, demo_root
 from fgad.engine import (
@@ -35,7 +36,6 @@ from fgad.engine import (
 from fgad.engine.checkpoint import TrainState, capture_rng_state, restore_rng_state
 from fgad.engine.logging import EpochLogger
 from fgad.engine.report import (
-    atomic_write_text,
     heatmap,
     metrics_markdown,
     overlay_panel,

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fgad._io import atomic_write_bytes, atomic_write_text
 from fgad.engine.config import TrainConfig, get_preset
-from fgad.engine.report import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "MAIN_METRICS",

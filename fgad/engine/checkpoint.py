@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fgad.engine.report import atomic_write_bytes
+from fgad._io import atomic_write_bytes
 
 __all__ = [
     "CHECKPOINT_VERSION",

@@ -256,7 +256,7 @@ class TrainConfig:
         """The config as indented JSON; written atomically to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
         if path is not None:
-            from fgad.engine.report import atomic_write_text
+            from fgad._io import atomic_write_text
 
             atomic_write_text(path, text)
         return text

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from fgad.engine.report import atomic_write_text
+from fgad._io import atomic_write_text
 
 __all__ = ["EpochLogger", "format_summary"]
 

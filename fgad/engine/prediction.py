@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from fgad._io import atomic_write_bytes, atomic_write_text
 from fgad.engine._common import autocast, find_run_dir, load_detector, read_run_file
 from fgad.engine.distributed import resolve_device
-from fgad.engine.report import atomic_write_bytes, atomic_write_text, save_overlay
+from fgad.engine.report import save_overlay
 
 __all__ = ["Prediction", "predict", "run_threshold"]
 

@@ -1,7 +1,6 @@
-"""Reports: atomic file writes, metrics tables, heatmap overlays, ROC / PR curves, synthesis grids.
+"""Reports: metrics tables, heatmap overlays, ROC / PR curves, synthesis grids.
 
-Every function that writes a file writes it atomically: the bytes go to a temporary file in the same
-directory, which is then renamed over the target with :func:`os.replace`, so a reader (or a killed
+Every function that writes a file writes it atomically (:mod:`fgad._io`), so a reader (or a killed
 process) never sees a half-written file.
 """
 
@@ -11,7 +10,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,9 @@ import cv2
 import numpy as np
 import torch
 
+from fgad._io import atomic_write_bytes, atomic_write_text
+
 __all__ = [
-    "atomic_write_bytes",
-    "atomic_write_text",
     "foreground_grid",
     "heatmap",
     "metrics_markdown",
@@ -38,44 +36,6 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-
-
-# -- atomic writes -------------------------------------------------------------------------------
-def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder + ``os.replace``).
-
-    Args:
-        path: target file; missing parent folders are created.
-        data: the file's bytes.
-
-    Returns:
-        The target path.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> d = pathlib.Path(tempfile.mkdtemp())
-        >>> atomic_write_bytes(d / "a" / "x.bin", b"abc").read_bytes()
-        b'abc'
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
-
-
-def atomic_write_text(path: PathLike, text: str) -> Path:
-    """UTF-8 text version of :func:`atomic_write_bytes`."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # -- images ---------------------------------------------------------------------------------------

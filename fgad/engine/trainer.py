@@ -18,7 +18,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from fgad._io import atomic_directory, atomic_write_text
 from fgad.engine import distributed as dist_utils
 from fgad.engine._common import (
     CHECKPOINT_DIR,
@@ -49,7 +49,6 @@ from fgad.engine.checkpoint import (
 )
 from fgad.engine.config import TrainConfig
 from fgad.engine.logging import EpochLogger, format_summary
-from fgad.engine.report import atomic_write_text
 
 __all__ = [
     "ValidationSet",
@@ -254,20 +253,8 @@ def _save_pretrained_atomic(model: nn.Module, target: Path) -> None:
     """save_pretrained into a temporary folder, then swap it into place."""
     from fgad.models import save_pretrained
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_directory(target) as tmp:
         save_pretrained(model, tmp)
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old.{os.getpid()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_run_file(run_dir: Path, config: TrainConfig, **sections: Any) -> None:

@@ -9,8 +9,9 @@ Layout of a checkpoint directory written by :func:`save_pretrained`::
                          "weights_sha256": ...}
 
 Each file is written to a temporary file in the same directory and moved into place with
-:func:`os.replace`, weights first; a reader that finds a ``config.json`` whose ``weights_sha256``
-does not match the weights (a torn write, a truncated download, an edited file) refuses to load.
+:func:`os.replace` (:mod:`fgad._io`), weights first; a reader that finds a ``config.json`` whose
+``weights_sha256`` does not match the weights (a torn write, a truncated download, an edited file)
+refuses to load.
 Only the safetensors format is read: no pickle, so loading an untrusted checkpoint cannot run code.
 """
 
@@ -20,7 +21,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
+
+from fgad._io import atomic_path, atomic_write_text
 
 __all__ = [
     "CONFIG_NAME",
@@ -132,16 +134,11 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike[str]) -> Path
         "torch_version": torch.__version__,
     }
     weights = directory / WEIGHTS_NAME
-    tmp = _temp_path(directory, WEIGHTS_NAME)
-    try:
+    with atomic_path(weights) as tmp:
         save_file(tensors, str(tmp), metadata={"format": "pt", _METADATA_KEY: json.dumps(full_config)})
-        _fsync(tmp)
         digest = _sha256(tmp)
-        os.replace(tmp, weights)
-    finally:
-        tmp.unlink(missing_ok=True)
     full_config.update(weights=WEIGHTS_NAME, weights_sha256=digest)
-    _write_text_atomic(directory / CONFIG_NAME, json.dumps(full_config, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(directory / CONFIG_NAME, json.dumps(full_config, indent=2, sort_keys=True) + "\n")
     return directory
 
 
@@ -298,30 +295,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _temp_path(directory: Path, name: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; a checkpoint is meant to be shared
-    return Path(tmp)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = _temp_path(path.parent, path.name)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _fgad_version() -> str:
