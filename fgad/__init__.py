@@ -15,6 +15,10 @@ used::
     fgad.engine     fit / evaluate / predict
     fgad.export     ONNX export
     fgad.testing    hypothesis strategies and invariant checks for augmentations
+
+Input checks: every entry point checks its tensors' structure; the value checks (images in [0, 1],
+binary masks) cost one host synchronisation and can be switched off with ``fgad.set_validation(False)``
+or, for one thread and one block, ``with fgad.validation(False): ...``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ _ATTRIBUTES = {
     "evaluate": "engine",
     "fit": "engine",
     "predict": "engine",
+    "set_validation": "_checks",
+    "validation": "_checks",
 }
 
 __all__ = [
@@ -63,11 +69,14 @@ __all__ = [
     "predict",
     "register_model",
     "save_pretrained",
+    "set_validation",
     "testing",
+    "validation",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
     from fgad import augment, data, engine, export, losses, metrics, models, testing
+    from fgad._checks import set_validation, validation
     from fgad.augment import AnomalySynthesizer
     from fgad.engine import TrainConfig, evaluate, fit, predict
     from fgad.losses import FGADLoss

@@ -2,8 +2,9 @@
 
 Every public entry point validates its tensors with these helpers so that a wrong input fails early
 with a message that says what was expected. The value-range check (``[0, 1]``) needs one reduction and
-one host synchronisation; it can be switched off for production loops with :func:`set_validation`
-(or the :func:`validation` context manager). Structural checks (type, rank, dtype, shape) never
+one host synchronisation; it can be switched off for production loops with
+:func:`fgad.set_validation` (or the :func:`fgad.validation` context manager), which are this module's
+:func:`set_validation` and :func:`validation`. Structural checks (type, rank, dtype, shape) never
 synchronise and are always on.
 """
 
@@ -20,6 +21,7 @@ __all__ = [
     "as_batch",
     "check_binary_mask",
     "check_image",
+    "check_positive_int",
     "is_validating",
     "set_validation",
     "validation",
@@ -128,6 +130,16 @@ def check_image(
                 f"{name} must have values in [0, 1], got min {float(lo):.4g} and max {float(hi):.4g}"
             )
     return x
+
+
+def check_positive_int(value: object, name: str) -> None:
+    """Validate a size argument (a width, a channel count): an ``int`` >= 1, not a ``bool``.
+
+    Raises:
+        ValueError: anything else; the message names the argument and the value.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_binary_mask(x: object, name: str = "mask", *, batch_size: int | None = None) -> torch.Tensor:

@@ -32,7 +32,9 @@ PUBLIC = {
         "predict",
         "register_model",
         "save_pretrained",
+        "set_validation",
         "testing",
+        "validation",
     ],
     "fgad.augment": [
         "AnomalySynthesizer",
@@ -167,6 +169,23 @@ def test_unknown_top_level_attribute_is_an_attribute_error() -> None:
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         fgad.nope  # noqa: B018
+
+
+def test_validation_switch_is_public() -> None:
+    # fgad.set_validation / fgad.validation are the switch the input checks read, not copies of it.
+    import fgad
+    import fgad._checks
+
+    assert fgad.set_validation is fgad._checks.set_validation
+    assert fgad.validation is fgad._checks.validation
+    with fgad.validation(False):
+        assert not fgad._checks.is_validating()
+    fgad.set_validation(False)
+    try:
+        assert not fgad._checks.is_validating()
+    finally:
+        fgad.set_validation(True)
+    assert fgad._checks.is_validating()
 
 
 def test_augment_imports_without_the_networks() -> None:

@@ -7,7 +7,14 @@ import threading
 import pytest
 import torch
 
-from fgad._checks import check_binary_mask, check_image, is_validating, set_validation, validation
+from fgad._checks import (
+    check_binary_mask,
+    check_image,
+    check_positive_int,
+    is_validating,
+    set_validation,
+    validation,
+)
 
 
 def test_check_image_messages() -> None:
@@ -29,6 +36,17 @@ def test_check_image_messages() -> None:
         check_binary_mask(torch.full((1, 1, 4, 4), 0.5))
     with pytest.raises(ValueError, match="batch size 2"):
         check_binary_mask(torch.zeros(1, 1, 4, 4), batch_size=2)
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.0, True, "4", None])
+def test_check_positive_int_rejects_non_sizes(value: object) -> None:
+    with pytest.raises(ValueError, match=rf"base_width must be a positive int, got {value!r}"):
+        check_positive_int(value, "base_width")
+
+
+def test_check_positive_int_accepts_sizes() -> None:
+    for value in (1, 7, 1024):
+        check_positive_int(value, "width")
 
 
 def test_switches() -> None:

@@ -25,6 +25,7 @@ from fgad.models import (
     list_models,
     register_model,
 )
+from fgad.models._registry import MODELS
 
 BUILTIN = ["autoencoder", "draem", "draem_small", "eca_autoencoder", "fgad", "fgad_small", "unet_segmenter"]
 DETECTORS = ["draem", "draem_small", "fgad", "fgad_small"]
@@ -96,6 +97,15 @@ def test_config_holds_name_and_json_kwargs(name: str) -> None:
     assert model.config["name"] == name
     assert json.loads(json.dumps(model.config)) == model.config
     assert model.config["kwargs"] == create_model(name, **model.config["kwargs"]).config["kwargs"]
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_entrypoint_and_create_model_record_the_same_config(name: str) -> None:
+    # The registered function itself (not only create_model) records its registered name.
+    entrypoint = MODELS.get(name).factory
+    direct = entrypoint(base_width=SMALL_WIDTH, device="meta", dtype=torch.float64)
+    assert direct.config == create_model(name, base_width=SMALL_WIDTH, device="meta").config
+    assert direct.config["name"] == name and "device" not in direct.config["kwargs"]
 
 
 def test_constructor_arguments_are_validated() -> None:
@@ -243,15 +253,25 @@ def test_forward_backward_every_model(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_eval_is_deterministic(name: str) -> None:
+def test_eval_output_does_not_depend_on_the_batch(name: str) -> None:
+    # In eval mode an image's outputs (reconstruction, logits, map, scores) are a function of that image
+    # alone: the same in its batch, alone, and at another position among other images. BatchNorm left in
+    # training mode (batch statistics) or anything that mixes samples of a batch breaks this.
     torch.manual_seed(1)
     model = create_model(name, base_width=SMALL_WIDTH)
-    x = _input(model)
-    model(x)  # one training-mode pass moves the BatchNorm statistics away from their init
+    model(_input(model, batch=4, size=(32, 32)))  # a training pass moves BatchNorm's statistics off init
     model.eval()
+    x = _input(model, batch=4, size=(32, 32))
+    others = _input(model, batch=3, size=(32, 32))
     with torch.no_grad():
-        a, b = _tensors(model(x)), _tensors(model(x))
-    assert all(torch.equal(s, t) for s, t in zip(a, b, strict=True))
+        batch = _tensors(model(x))
+        for i in range(4):
+            alone = _tensors(model(x[i : i + 1]))
+            j = 3 - i  # another position, among other images
+            mixed = _tensors(model(torch.cat((others[:j], x[i : i + 1], others[j:]))))
+            for in_batch, single, among in zip(batch, alone, mixed, strict=True):
+                torch.testing.assert_close(single[0], in_batch[i], rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(among[j], in_batch[i], rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------ the detector
@@ -425,8 +445,9 @@ def test_draem_init_scheme_and_torch_noop() -> None:
     assert abs(float(scales.mean()) - 1.0) < 0.01 and float(scales.std()) < 0.03
     assert all(bool((m.bias == 0).all()) for m in norms)
     # convolution biases keep their (PyTorch default) values, as in DRAEM's code
-    biased = [(name, m) for name, m in model.named_modules()
-              if isinstance(m, nn.Conv2d) and m.bias is not None]
+    biased = [
+        (name, m) for name, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.bias is not None
+    ]
     assert biased and all(torch.equal(m.bias, before[name + ".bias"]) for name, m in biased)
     with pytest.raises(ValueError, match="scheme must be one of"):
         init_weights_(model, "xavier")

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from torch import nn
 
-from fgad.models._registry import MODELS
+from fgad.models._registry import MODELS, build_model
 from fgad.models.checkpoint import Checkpoint, apply_checkpoint, read_checkpoint
 
 __all__ = ["create_model", "load_model"]
-
-# Constructor arguments that place a model; never part of its saved config.
-_PLACEMENT = ("device", "dtype")
 
 
 def create_model(name: str, *, checkpoint: str | os.PathLike[str] | None = None, **kwargs: Any) -> nn.Module:
@@ -82,25 +78,8 @@ def _create(name: str, ckpt: Checkpoint | None, kwargs: dict[str, Any]) -> nn.Mo
     entry = MODELS.get(name)
     if ckpt is not None and ckpt.config["name"] == name:
         kwargs = {**ckpt.config["kwargs"], **kwargs}
-    model = entry.factory(**{**entry.defaults, **kwargs})
-    _set_config(model, name, {**entry.defaults, **kwargs})
+    model = build_model(entry.factory, name, entry.defaults, kwargs)
     if ckpt is not None:
         apply_checkpoint(model, ckpt)
         model.eval()
     return model
-
-
-def _set_config(model: nn.Module, name: str, kwargs: dict[str, Any]) -> None:
-    config = getattr(model, "config", None)
-    if isinstance(config, dict) and isinstance(config.get("kwargs"), dict):
-        config["name"] = name
-        return
-    plain = {k: v for k, v in kwargs.items() if k not in _PLACEMENT}
-    try:
-        json.dumps(plain)
-    except (TypeError, ValueError):
-        return  # save_pretrained will explain that this model cannot be saved
-    try:
-        model.config = {"name": name, "kwargs": plain}  # type: ignore[assignment]
-    except (AttributeError, TypeError):
-        return

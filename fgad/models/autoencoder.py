@@ -8,8 +8,9 @@ import torch
 from timm.layers import EcaModule
 from torch import nn
 
+from fgad._checks import check_positive_int
 from fgad.models._layers import PAD_MODES, DoubleConv, UpConv, check_stride_input, pad_to_multiple
-from fgad.models._registry import named, register_model
+from fgad.models._registry import build_model, register_model, set_config
 
 __all__ = ["ATTENTIONS", "ReconstructiveAutoencoder"]
 
@@ -60,6 +61,8 @@ class ReconstructiveAutoencoder(nn.Module):
 
     #: Total downsampling factor of the encoder.
     stride = 16
+    #: ``{"name": ..., "kwargs": {...}}``: the registered name and the constructor arguments.
+    config: dict[str, Any]
 
     def __init__(
         self,
@@ -74,9 +77,9 @@ class ReconstructiveAutoencoder(nn.Module):
     ) -> None:
         super().__init__()
         out_channels = in_channels if out_channels is None else out_channels
-        _check_positive_int(in_channels, "in_channels")
-        _check_positive_int(out_channels, "out_channels")
-        _check_positive_int(base_width, "base_width")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(out_channels, "out_channels")
+        check_positive_int(base_width, "base_width")
         if attention is not None and attention not in ATTENTIONS:
             raise ValueError(f"attention must be None or one of {ATTENTIONS}, got {attention!r}")
         if pad_mode not in PAD_MODES:
@@ -85,16 +88,17 @@ class ReconstructiveAutoencoder(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.pad_mode = pad_mode
-        self.config: dict[str, Any] = {
-            "name": "autoencoder" if attention is None else f"{attention}_autoencoder",
-            "kwargs": {
+        set_config(
+            self,
+            "autoencoder" if attention is None else f"{attention}_autoencoder",
+            {
                 "in_channels": in_channels,
                 "out_channels": out_channels,
                 "base_width": base_width,
                 "attention": attention,
                 "pad_mode": pad_mode,
             },
-        }
+        )
 
         w = base_width
         widths = [w, 2 * w, 4 * w, 8 * w, 8 * w]
@@ -141,20 +145,13 @@ class ReconstructiveAutoencoder(nn.Module):
         return self.head(x)[..., :h, :w]
 
 
-def _check_positive_int(value: object, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 @register_model
 def autoencoder(**kwargs: Any) -> ReconstructiveAutoencoder:
     """DRAEM's reconstructive autoencoder without attention (width 128): the ablation baseline."""
-    model = ReconstructiveAutoencoder(**{"attention": None, **kwargs})
-    return named(model, "autoencoder")  # type: ignore[return-value]
+    return build_model(ReconstructiveAutoencoder, "autoencoder", {"attention": None}, kwargs)
 
 
 @register_model
 def eca_autoencoder(**kwargs: Any) -> ReconstructiveAutoencoder:
     """The paper's reconstructive autoencoder: ECA after each of the five encoder blocks (width 128)."""
-    model = ReconstructiveAutoencoder(**{"attention": "eca", **kwargs})
-    return named(model, "eca_autoencoder")  # type: ignore[return-value]
+    return build_model(ReconstructiveAutoencoder, "eca_autoencoder", {"attention": "eca"}, kwargs)

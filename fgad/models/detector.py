@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fgad._checks import check_image
+from fgad._checks import check_image, check_positive_int
 from fgad.models._layers import PAD_MODES, pad_to_multiple
-from fgad.models._registry import named, register_model
-from fgad.models.autoencoder import ATTENTIONS, ReconstructiveAutoencoder, _check_positive_int
+from fgad.models._registry import build_model, register_model, set_config
+from fgad.models.autoencoder import ATTENTIONS, ReconstructiveAutoencoder
 from fgad.models.segmenter import UNetSegmenter
 
 __all__ = ["SCORE_METHODS", "AnomalyDetector", "DetectorOutput", "image_score", "smoothing_kernel_for"]
@@ -166,7 +166,7 @@ class AnomalyDetector(nn.Module):
         synthesizer, the values: in [0, 1] and not NaN (so an image in [0, 255] is an error, not a
         silent wrong score). The value check is one reduction and one host synchronisation; it is
         skipped while compiling, tracing or exporting, and off inside
-        ``fgad._checks.validation(False)`` (fgad's training loop on accelerators). All outputs are
+        ``fgad.validation(False)`` (fgad's training loop on accelerators). All outputs are
         computed in train and eval mode alike (BatchNorm follows the mode). ``config`` holds the registered
         name and the constructor arguments as given (JSON-serialisable); the resolved widths are
         ``ae_width`` and ``seg_width``.
@@ -183,6 +183,8 @@ class AnomalyDetector(nn.Module):
 
     #: Total downsampling factor (the segmenter's five poolings); smaller inputs are rejected.
     stride = 32
+    #: ``{"name": ..., "kwargs": {...}}``: the registered name and the constructor arguments as given.
+    config: dict[str, Any]
 
     def __init__(
         self,
@@ -203,13 +205,13 @@ class AnomalyDetector(nn.Module):
         super().__init__()
         if in_channels not in (1, 3) or isinstance(in_channels, bool):
             raise ValueError(f"in_channels must be 1 or 3, got {in_channels!r}")
-        _check_positive_int(base_width, "base_width")
+        check_positive_int(base_width, "base_width")
         for value, label in ((ae_width, "ae_width"), (seg_width, "seg_width")):
             if value is not None:
-                _check_positive_int(value, label)
+                check_positive_int(value, label)
         # The config keeps the arguments as given (None = derived from base_width), so that a
         # different base_width asked for at load time is not masked by saved derived widths.
-        config_kwargs = {
+        config_kwargs: dict[str, Any] = {
             "in_channels": in_channels,
             "base_width": base_width,
             "ae_width": ae_width,
@@ -256,10 +258,7 @@ class AnomalyDetector(nn.Module):
         self.segmenter = UNetSegmenter(
             2 * in_channels, 2, base_width=seg_width, pad_mode=pad_mode, device=device, dtype=dtype
         )
-        self.config: dict[str, Any] = {
-            "name": "draem" if attention is None else "fgad",
-            "kwargs": config_kwargs,
-        }
+        set_config(self, "draem" if attention is None else "fgad", config_kwargs)
 
     def forward(self, images: torch.Tensor) -> DetectorOutput:
         """Run both networks and the post-processing on ``images`` (B, C, H, W), H, W >= 32."""
@@ -331,24 +330,22 @@ def _check_smoothing_kernel(k: object) -> None:
 @register_model
 def fgad(**kwargs: Any) -> AnomalyDetector:
     """The paper's detector: ECA autoencoder (width 128) + U-Net segmenter (width 64)."""
-    return named(AnomalyDetector(**{"attention": "eca", **kwargs}), "fgad")  # type: ignore[return-value]
+    return build_model(AnomalyDetector, "fgad", {"attention": "eca"}, kwargs)
 
 
 @register_model
 def draem(**kwargs: Any) -> AnomalyDetector:
     """DRAEM, the ablation baseline: plain autoencoder (width 128) + U-Net segmenter (width 64)."""
-    return named(AnomalyDetector(**{"attention": None, **kwargs}), "draem")  # type: ignore[return-value]
+    return build_model(AnomalyDetector, "draem", {"attention": None}, kwargs)
 
 
 @register_model
 def fgad_small(**kwargs: Any) -> AnomalyDetector:
     """``fgad`` at CPU size: autoencoder width 32, segmenter width 16 (same structure)."""
-    kwargs = {"attention": "eca", "base_width": 32, **kwargs}
-    return named(AnomalyDetector(**kwargs), "fgad_small")  # type: ignore[return-value]
+    return build_model(AnomalyDetector, "fgad_small", {"attention": "eca", "base_width": 32}, kwargs)
 
 
 @register_model
 def draem_small(**kwargs: Any) -> AnomalyDetector:
     """``draem`` at CPU size: autoencoder width 32, segmenter width 16 (same structure)."""
-    kwargs = {"attention": None, "base_width": 32, **kwargs}
-    return named(AnomalyDetector(**kwargs), "draem_small")  # type: ignore[return-value]
+    return build_model(AnomalyDetector, "draem_small", {"attention": None, "base_width": 32}, kwargs)

@@ -28,9 +28,7 @@ def init_weights_(
         generator: random source (default: the global RNG).
 
     Convention:
-        With small weights every layer starts close to linear and the segmenter's logits close
-        to 0, which in short training budgets lets both networks start learning sooner than with
-        PyTorch's defaults.
+        With ``"draem"`` every layer starts close to linear and the segmenter's logits close to 0.
 
     Example:
         >>> conv = init_weights_(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)))[0]

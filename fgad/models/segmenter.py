@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from fgad._checks import check_positive_int
 from fgad.models._layers import PAD_MODES, DoubleConv, UpConv, check_stride_input, pad_to_multiple
-from fgad.models._registry import named, register_model
-from fgad.models.autoencoder import _check_positive_int
+from fgad.models._registry import build_model, register_model, set_config
 
 __all__ = ["UNetSegmenter"]
 
@@ -49,6 +49,8 @@ class UNetSegmenter(nn.Module):
 
     #: Total downsampling factor of the encoder.
     stride = 32
+    #: ``{"name": ..., "kwargs": {...}}``: the registered name and the constructor arguments.
+    config: dict[str, Any]
 
     def __init__(
         self,
@@ -61,24 +63,25 @@ class UNetSegmenter(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_positive_int(in_channels, "in_channels")
-        _check_positive_int(out_channels, "out_channels")
-        _check_positive_int(base_width, "base_width")
+        check_positive_int(in_channels, "in_channels")
+        check_positive_int(out_channels, "out_channels")
+        check_positive_int(base_width, "base_width")
         if pad_mode not in PAD_MODES:
             raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
         dd: dict[str, Any] = {"device": device, "dtype": dtype}
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.pad_mode = pad_mode
-        self.config: dict[str, Any] = {
-            "name": "unet_segmenter",
-            "kwargs": {
+        set_config(
+            self,
+            "unet_segmenter",
+            {
                 "in_channels": in_channels,
                 "out_channels": out_channels,
                 "base_width": base_width,
                 "pad_mode": pad_mode,
             },
-        }
+        )
 
         w = base_width
         widths = [w, 2 * w, 4 * w, 8 * w, 8 * w, 8 * w]
@@ -139,4 +142,4 @@ class _DecoderStage(nn.Module):
 @register_model
 def unet_segmenter(**kwargs: Any) -> UNetSegmenter:
     """DRAEM's discriminative U-Net over cat(image, reconstruction): 6 input channels, width 64, 2 classes."""
-    return named(UNetSegmenter(**kwargs), "unet_segmenter")  # type: ignore[return-value]
+    return build_model(UNetSegmenter, "unet_segmenter", {}, kwargs)
