@@ -7,6 +7,7 @@ order; every problem found in a split is reported in one error.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .base import DatasetLayoutError, Sample, format_paths
@@ -92,22 +93,44 @@ def scan_split(
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    mask_hint = " or ".join(f"<stem>{s}.png" for s in mask_suffixes) + " (or another image extension)"
     if split == "train":
-        folder = category_dir / "train" / good
-        if not folder.is_dir():
-            raise DatasetLayoutError(
-                f"{dataset}: missing folder {str(folder)!r} (the good training images).\n{expected}"
-            )
-        images = list_images(folder)
-        if not images:
-            raise DatasetLayoutError(
-                f"{dataset}: no images ({', '.join(IMAGE_EXTENSIONS)}) in {str(folder)!r}.\n{expected}"
-            )
-        return [Sample(p, None, 0) for p in images]
-
+        return _train_samples(dataset, category_dir / "train" / good, expected)
     test_dir = category_dir / "test"
     gt_dir = category_dir / "ground_truth"
+    has_good, defect_names = _test_folders(dataset, test_dir, good, defects, expected)
+    samples = [Sample(p, None, 0) for p in list_images(test_dir / good)] if has_good else []
+    problems = _MaskProblems()
+    samples += _defect_samples(test_dir, gt_dir, defect_names, mask_suffixes, problems)
+    problems.orphan_masks += _masks_without_test_folder(gt_dir, good, defect_names)
+    messages = problems.messages(mask_suffixes)
+    if messages:
+        raise DatasetLayoutError(
+            f"{dataset} {str(category_dir)!r}, test split: " + "\n".join(messages) + f"\n{expected}"
+        )
+    if not samples:
+        raise DatasetLayoutError(f"{dataset}: no test images in {str(test_dir)!r}.\n{expected}")
+    return samples
+
+
+def _train_samples(dataset: str, folder: Path, expected: str) -> list[Sample]:
+    """The good training images of ``train/<good>``; an error when the folder is missing or empty."""
+    if not folder.is_dir():
+        raise DatasetLayoutError(
+            f"{dataset}: missing folder {str(folder)!r} (the good training images).\n{expected}"
+        )
+    images = list_images(folder)
+    if not images:
+        raise DatasetLayoutError(
+            f"{dataset}: no images ({', '.join(IMAGE_EXTENSIONS)}) in {str(folder)!r}.\n{expected}"
+        )
+    return [Sample(p, None, 0) for p in images]
+
+
+def _test_folders(
+    dataset: str, test_dir: Path, good: str, defects: Sequence[str] | None, expected: str
+) -> tuple[bool, list[str]]:
+    """Whether ``test/<good>`` exists, and the defect folders of ``test`` to read (``defects`` that
+    exist, or every folder but ``good``); an error when ``test`` holds none of them."""
     if not test_dir.is_dir():
         raise DatasetLayoutError(
             f"{dataset}: missing folder {str(test_dir)!r} (the test images).\n{expected}"
@@ -122,50 +145,70 @@ def scan_split(
             f"{dataset}: {str(test_dir)!r} holds none of the expected folders "
             f"{', '.join(repr(w) for w in wanted)} (found: {', '.join(present) or 'nothing'}).\n{expected}"
         )
+    return good in present, defect_names
 
+
+@dataclass
+class _MaskProblems:
+    """What does not match in a test split's masks, collected over every defect folder."""
+
+    missing_dirs: list[Path] = field(default_factory=list)
+    missing_masks: list[Path] = field(default_factory=list)
+    orphan_masks: list[Path] = field(default_factory=list)
+    ambiguous: list[str] = field(default_factory=list)
+
+    def messages(self, mask_suffixes: Sequence[str]) -> list[str]:
+        """One message per kind of problem found; empty when the masks match."""
+        mask_hint = " or ".join(f"<stem>{s}.png" for s in mask_suffixes) + " (or another image extension)"
+        messages = []
+        if self.missing_dirs:
+            messages.append(f"missing mask folders:\n{format_paths(self.missing_dirs)}")
+        if self.missing_masks:
+            messages.append(
+                f"{len(self.missing_masks)} defective image(s) without a mask (expected {mask_hint} "
+                f"in ground_truth/<defect>):\n{format_paths(self.missing_masks)}"
+            )
+        if self.orphan_masks:
+            messages.append(
+                f"{len(self.orphan_masks)} mask(s) without an image:\n{format_paths(self.orphan_masks)}"
+            )
+        if self.ambiguous:
+            messages.append(f"images with more than one mask:\n{format_paths(self.ambiguous)}")
+        return messages
+
+
+def _defect_samples(
+    test_dir: Path,
+    gt_dir: Path,
+    defect_names: Sequence[str],
+    mask_suffixes: Sequence[str],
+    problems: _MaskProblems,
+) -> list[Sample]:
+    """The images of each defect folder that have exactly one mask; the rest goes to ``problems``."""
     samples: list[Sample] = []
-    if good in present:
-        samples += [Sample(p, None, 0) for p in list_images(test_dir / good)]
-    missing_dirs: list[Path] = []
-    missing_masks: list[Path] = []
-    orphan_masks: list[Path] = []
-    ambiguous: list[str] = []
     for defect in defect_names:
         images = list_images(test_dir / defect)
         mask_dir = gt_dir / defect
         if not images:
-            orphan_masks += list_images(mask_dir) if mask_dir.is_dir() else []
+            problems.orphan_masks += list_images(mask_dir) if mask_dir.is_dir() else []
             continue
         if not mask_dir.is_dir():
-            missing_dirs.append(mask_dir)
+            problems.missing_dirs.append(mask_dir)
             continue
-        matches, missing, orphans, ambiguous_here = match_masks(images, mask_dir, mask_suffixes)
-        missing_masks += missing
-        orphan_masks += orphans
-        ambiguous += ambiguous_here
+        matches, missing, orphans, ambiguous = match_masks(images, mask_dir, mask_suffixes)
+        problems.missing_masks += missing
+        problems.orphan_masks += orphans
+        problems.ambiguous += ambiguous
         samples += [Sample(p, matches[p], 1) for p in images if p in matches]
-    # Masks of a defect type that has no test folder are masks without images; a ground_truth
-    # folder for the good images is ignored (good images have no masks).
-    for name in _subdirs(gt_dir):
-        if name != good and name not in defect_names:
-            orphan_masks += list_images(gt_dir / name)
-
-    problems = []
-    if missing_dirs:
-        problems.append(f"missing mask folders:\n{format_paths(missing_dirs)}")
-    if missing_masks:
-        problems.append(
-            f"{len(missing_masks)} defective image(s) without a mask (expected {mask_hint} "
-            f"in ground_truth/<defect>):\n{format_paths(missing_masks)}"
-        )
-    if orphan_masks:
-        problems.append(f"{len(orphan_masks)} mask(s) without an image:\n{format_paths(orphan_masks)}")
-    if ambiguous:
-        problems.append(f"images with more than one mask:\n{format_paths(ambiguous)}")
-    if problems:
-        raise DatasetLayoutError(
-            f"{dataset} {str(category_dir)!r}, test split: " + "\n".join(problems) + f"\n{expected}"
-        )
-    if not samples:
-        raise DatasetLayoutError(f"{dataset}: no test images in {str(test_dir)!r}.\n{expected}")
     return samples
+
+
+def _masks_without_test_folder(gt_dir: Path, good: str, defect_names: Sequence[str]) -> list[Path]:
+    """Masks of a defect type that has no test folder (masks without images); a ground_truth folder
+    for the good images is ignored (good images have no masks)."""
+    return [
+        mask
+        for name in _subdirs(gt_dir)
+        if name != good and name not in defect_names
+        for mask in list_images(gt_dir / name)
+    ]
