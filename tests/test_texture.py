@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageEnhance, ImageOps
 
+from fgad.augment import _buffers, _levels
 from fgad.augment import functional as TF
 from fgad.augment.texture import TextureAugment, TextureParams, _apply
 
@@ -154,7 +155,7 @@ def test_sharpen_integer_path_equals_float_path(monkeypatch: pytest.MonkeyPatch)
     assert torch.equal(fast[..., 0, :], levels[..., 0, :]) and torch.equal(fast[..., -1], levels[..., -1])
     # tiles of rows (the CPU path) give what one pass over the whole image gives
     for tile_bytes in (1, 6 * 3 * 40 * 2 * 12):
-        monkeypatch.setattr(TF, "_TILE_BYTES", tile_bytes)
+        monkeypatch.setattr(_levels, "_TILE_BYTES", tile_bytes)
         assert torch.equal(TF.sharpen_levels(levels, factor, integer=False), slow)
     with pytest.raises(TypeError, match="int16"):
         TF.sharpen_levels(levels.float(), factor)
@@ -304,7 +305,7 @@ def test_devices_agree(device: torch.device) -> None:
 def test_inference_mode_and_grad_modes_mix() -> None:
     aug = TextureAugment()
     x = torch.rand(3, 3, 12, 12, generator=torch.Generator().manual_seed(0))
-    vars(TF._SCRATCH).clear()  # the scratch buffer is then first made under inference_mode
+    vars(_buffers._SCRATCH).clear()  # the scratch buffer is then first made under inference_mode
     with torch.inference_mode():
         first = aug(x, generator=torch.Generator().manual_seed(1))
         TF.equalize(x)
@@ -478,7 +479,7 @@ def test_bad_params_and_strengths() -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.bool, torch.int32])
 @pytest.mark.parametrize("shape", [(2, 3, 5, 7), (8, 3, 256, 256)])
 def test_new_buffer_is_an_ordinary_tensor(dtype: torch.dtype, shape: tuple[int, ...]) -> None:
-    from fgad.augment.functional import _new_buffer, _new_like
+    from fgad.augment._buffers import _new_buffer, _new_like
 
     big = _new_buffer(shape, dtype, torch.device("cpu"))  # the larger one is numpy-backed
     assert big.shape == shape and big.dtype == dtype and big.is_contiguous()

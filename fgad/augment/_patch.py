@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from .._checks import as_batch, check_image, is_validating, validation
+from ._buffers import _any_true, _new_buffer
 from ._params import sample_device
-from .foreground import FOREGROUND_METHODS, ForegroundMask, Polarity, _any_true
-from .functional import _new_buffer
-from .synthesizer import SynthesisResult, _check_values, _given_foreground, _probability, _range
+from ._validate import check_probability, check_values, given_foreground
+from .foreground import FOREGROUND_METHODS, ForegroundMask, Polarity
+from .synthesizer import SynthesisResult
 
 __all__: list[str] = []
 
@@ -26,7 +27,7 @@ _FIXED = float(2**24)
 
 def fresh_copy(x: torch.Tensor) -> torch.Tensor:
     """A copy of ``x`` in a new buffer (on the CPU a large one avoids the page faults of a fresh
-    allocation, see ``fgad.augment.functional._new_buffer``)."""
+    allocation, see ``fgad.augment._buffers._new_buffer``)."""
     return _new_buffer(x.shape, x.dtype, x.device).copy_(x)
 
 
@@ -231,7 +232,7 @@ class PatchSynthesizer(nn.Module):
                 f"foreground must be one of {FOREGROUND_METHODS}, a ForegroundMask or None, "
                 f"got {foreground!r}"
             )
-        self.anomaly_prob = _probability("anomaly_prob", anomaly_prob)
+        self.anomaly_prob = check_probability("anomaly_prob", anomaly_prob)
         if isinstance(foreground, str):
             foreground = ForegroundMask(
                 foreground,
@@ -293,9 +294,9 @@ class PatchSynthesizer(nn.Module):
             textures = textures.unsqueeze(0)
         check_image(images, "images", check_range=False)
         bank, bank_size = self._bank(textures, images)
-        _check_values(images, "images")
+        check_values(images, "images")
         if bank is not None:
-            _check_values(bank, "textures")
+            check_values(bank, "textures")
         batch = images.shape[0]
         if params is None:
             params = self.sample_params(batch, bank_size=bank_size, device=images.device, generator=generator)
@@ -308,7 +309,7 @@ class PatchSynthesizer(nn.Module):
             params = params.to(images.device)
             self._check_replay(params, bank_size)
         self.last_params = params
-        given = _given_foreground(foreground, images, single) if foreground is not None else None
+        given = given_foreground(foreground, images, single) if foreground is not None else None
         with torch.no_grad(), validation(False):
             fg = given
             if fg is None and self.foreground_mask is not None:
@@ -330,12 +331,3 @@ class PatchSynthesizer(nn.Module):
             return
         if bank_size is not None and bool((index >= bank_size).any()):
             raise ValueError(f"params.source_index must be < the bank size {bank_size}")
-
-
-def check_range(name: str, value: object, lo: float, hi: float) -> tuple[float, float]:
-    """A validated ``(lo, hi)`` pair (the message names the argument)."""
-    return _range(name, value, lo, hi)
-
-
-def check_probability(name: str, value: object) -> float:
-    return _probability(name, value)

@@ -13,7 +13,6 @@ from ._patch import (
     PatchSynthesizer,
     apply_colour,
     bilinear,
-    check_range,
     coefficients,
     colour_map,
     fresh_copy,
@@ -22,6 +21,7 @@ from ._patch import (
     pick_pixel,
     uniform,
 )
+from ._validate import check_range
 from .foreground import ForegroundMask
 from .registry import register_synthesizer
 

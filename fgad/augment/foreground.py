@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import as_batch, check_image
+from ._buffers import _any_true as _any_true  # re-exported: tests import it from here
+from ._buffers import _count_true
 from ._cues import CUES, GRAY_CUES
 
 __all__ = [
@@ -158,6 +160,13 @@ def _otsu_closed_form(hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     valid = (low >= _FLT_EPSILON) & (high <= 1.0 - _FLT_EPSILON)
     sigma = torch.where(valid, diff * diff / den.clamp_min(1.0), torch.zeros_like(diff))
     best = sigma.max(dim=1, keepdim=True).values
+    # The first maximum is OpenCV's pick wherever the maximum is one partition. Inside a run of
+    # empty levels OpenCV's loop keeps the same partition and, as its running class mean is a
+    # quotient by an unchanged class weight (``(x * q) / q == x`` holds for every quotient
+    # ``x = y / q`` in IEEE round-to-nearest), the same variance bit for bit, so its strict ``>``
+    # keeps the run's first level, exactly as argmax's first maximum here. What no vectorised
+    # formula reproduces is a tie between two different partitions: there OpenCV's pick is decided
+    # by the rounding its sequential recurrence accumulates, so such ties are flagged (``tied``).
     first = torch.argmax((sigma == best).to(torch.uint8), dim=1, keepdim=True)
     threshold = torch.where(best > 0, first, torch.zeros_like(first)).squeeze(1)
     other = w0 != w0.gather(1, first)
@@ -217,20 +226,13 @@ def otsu_threshold(gray: torch.Tensor, *, exact: bool | None = None) -> torch.Te
         differently; on every other image the two agree. kornia's ``otsu_threshold`` bins each
         image over its own min..max and differs from both on many natural images.
 
-        How: the between-class variance of every level is ``(N S0 - W0 S)**2 / (W0 (N - W0))``
-        from integer cumulative sums (exact in int64, one rounding in float64) and the first
-        maximum wins. Inside a run of empty levels OpenCV's loop keeps the same partition and, as
-        its running class mean is a quotient by an unchanged class weight (``(x * q) / q == x``
-        holds for every quotient ``x = y / q`` in IEEE round-to-nearest), the same variance bit
-        for bit, so its strict ``>`` keeps the run's first level, exactly as the first maximum
-        here. What no vectorised formula can reproduce is a tie between two *different*
-        partitions (mathematically equal variances, e.g. symmetric three-level histograms):
-        there OpenCV's choice is decided by the rounding its sequential float64 recurrence
-        accumulates. Such ties (variances within 1e-9 relative of the maximum) are detected per
-        image; ``exact`` replays OpenCV's loop for them (on the CPU only the tied images, at no
-        cost when there are none; on accelerators a 256-step loop of small kernels for the whole
-        batch, about 1,000 launches, so it is off by default there: the first tied maximum is
-        as valid an Otsu threshold, it just is not OpenCV's pick).
+        The between-class variance of every level is computed at once from exact integer
+        cumulative sums, and the first maximum wins. Where two *different* partitions tie
+        (mathematically equal variances, e.g. symmetric three-level histograms), OpenCV's pick
+        depends on the rounding of its sequential float64 loop; such images are detected, and
+        ``exact`` replays that loop for them (on the CPU only for the tied images; on accelerators
+        as a 256-step loop of small kernels over the whole batch, which is why it is off by
+        default there: the first tied maximum is as valid an Otsu threshold, just not OpenCV's).
 
     Example:
         >>> u8 = torch.tensor([[[[10, 10, 200, 200, 90]]]], dtype=torch.uint8)
@@ -261,43 +263,6 @@ def _border_counts(fg: torch.Tensor) -> torch.Tensor:
     if height > 1 and width > 1:
         count = count - flat[:, -1, -1].long()
     return count
-
-
-# Words summed per chunk by _count_true: each byte lane of the sum then stays below 256 (no carry).
-_COUNT_CHUNK = 128
-
-
-def _count_true(x: torch.Tensor) -> torch.Tensor:
-    """(B,) int64 number of true elements of each sample of bool ``x`` (B, ...), exactly.
-
-    A bool sum converts every element to int64 (slow on the CPU); here eight bools are added at a
-    time as the bytes of an int64 word, in chunks of 128 words so that no byte overflows into the
-    next, and only the per-chunk byte lanes are summed as integers.
-    """
-    batch = x.shape[0]
-    if x.numel() == 0:
-        return torch.zeros(batch, dtype=torch.int64, device=x.device)
-    flat = x.reshape(batch, -1)
-    if not flat.is_contiguous() or flat.storage_offset() % 8:
-        flat = flat.clone(memory_format=torch.contiguous_format)
-    pad = -flat.shape[1] % (8 * _COUNT_CHUNK)
-    if pad:
-        flat = torch.cat((flat, flat.new_zeros(batch, pad)), dim=1)
-    words = flat.view(torch.int64).view(batch, -1, _COUNT_CHUNK).sum(2)
-    return words.view(torch.uint8).view(batch, -1).sum(1)
-
-
-def _any_true(x: torch.Tensor) -> torch.Tensor:
-    """(B,) bool: whether each sample of bool ``x`` (B, ...) has a true element.
-
-    Read as int64 words (eight bools each, every word >= 0) the test is a max over an eighth of the
-    elements; a bool ``any`` over the sample is several times slower on the CPU.
-    """
-    batch = x.shape[0]
-    flat = x.reshape(batch, -1)
-    if flat.shape[1] == 0 or flat.shape[1] % 8 or not flat.is_contiguous() or flat.storage_offset() % 8:
-        return flat.any(dim=1)
-    return flat.view(torch.int64).amax(dim=1) > 0
 
 
 def _window_any(x: torch.Tensor, size: int, dim: int) -> torch.Tensor:

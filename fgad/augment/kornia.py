@@ -49,6 +49,7 @@ from kornia.augmentation import random_generator as rg
 
 from fgad._checks import check_image
 from fgad.augment import functional as F
+from fgad.augment._validate import check_range
 from fgad.augment.texture import TextureAugment, TextureParams
 
 __all__ = [
@@ -267,7 +268,7 @@ def _factor_range(value: object, name: str) -> torch.Tensor:
             raise ValueError(f"{name} must be >= 0 as a number, got {value!r}")
         lo, hi = max(0.0, 1.0 - value), 1.0 + value
     elif isinstance(value, (tuple, list)) and len(value) == 2:
-        lo, hi = (float(v) for v in value)
+        lo, hi = check_range(name, value, 0.0)
     else:
         raise TypeError(f"{name} must be a number or a (lo, hi) pair, got {value!r}")
     if not 0.0 <= lo <= hi:

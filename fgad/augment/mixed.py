@@ -12,9 +12,10 @@ from torch import nn
 
 from .._checks import as_batch, check_image
 from ._params import sample_device
+from ._validate import check_probability, given_foreground
 from .foreground import ForegroundMask
 from .registry import create_synthesizer, register_synthesizer
-from .synthesizer import AnomalySynthesizer, SynthesisParams, SynthesisResult, _given_foreground, _probability
+from .synthesizer import AnomalySynthesizer, SynthesisParams, SynthesisResult
 
 __all__ = ["MixedParams", "MixedSynthesizer"]
 
@@ -124,7 +125,7 @@ class MixedSynthesizer(nn.Module):
         self.synthesizers = nn.ModuleList(modules)
         total = sum(weights)
         self.weights = tuple(w / total for w in weights)
-        self.anomaly_prob = _probability("anomaly_prob", anomaly_prob)
+        self.anomaly_prob = check_probability("anomaly_prob", anomaly_prob)
         self.last_params: MixedParams | None = None
 
     @property
@@ -228,7 +229,7 @@ class MixedSynthesizer(nn.Module):
                 raise ValueError(f"params hold {len(params)} samples, expected the batch size {batch}")
             params = params.to(images.device)
         self.last_params = params
-        masks = _given_foreground(foreground, images, single) if foreground is not None else None
+        masks = given_foreground(foreground, images, single) if foreground is not None else None
         if images.device.type == "cpu" and self._rows_on_cpu:
             result = self._by_rows(images, sources, params, masks)
         else:

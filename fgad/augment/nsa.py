@@ -9,7 +9,8 @@ from typing import Literal
 import torch
 
 from ._params import ParamsMixin
-from ._patch import PatchSynthesizer, check_range, fresh_copy, pick_pixel, uniform
+from ._patch import PatchSynthesizer, fresh_copy, pick_pixel, uniform
+from ._validate import check_range
 from .foreground import ForegroundMask
 from .poisson import solve_window
 from .registry import register_synthesizer

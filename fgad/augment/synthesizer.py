@@ -13,10 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import as_batch, check_image, is_validating, validation
+from ._buffers import _any_true, _new_buffer, _new_like
 from ._params import ParamsMixin, sample_device
-from .foreground import FOREGROUND_METHODS, ForegroundMask, Polarity, _any_true
-from .functional import _new_buffer, _new_like
-from .perlin import PerlinMask, PerlinParams, _evaluate, _sample_gradients
+from ._perlin_lattice import _evaluate, _sample_gradients
+from ._validate import check_probability, check_range, check_values, given_foreground
+from .foreground import FOREGROUND_METHODS, ForegroundMask, Polarity
+from .perlin import PerlinMask, PerlinParams
 from .texture import TextureAugment, TextureParams
 
 __all__ = ["AnomalySynthesizer", "ProceduralTextureParams", "SynthesisParams", "SynthesisResult"]
@@ -97,34 +99,6 @@ class SynthesisResult:
             self.label[0],
             self.params,
             None if self.foreground is None else self.foreground[0],
-        )
-
-
-def _range(name: str, value: object, lo: float, hi: float) -> tuple[float, float]:
-    try:
-        a, b = (float(v) for v in value)  # type: ignore[attr-defined]
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a (lo, hi) pair of numbers, got {value!r}") from None
-    if not lo <= a <= b <= hi:
-        raise ValueError(f"{name} must be (lo, hi) with {lo} <= lo <= hi <= {hi}, got {value!r}")
-    return a, b
-
-
-def _probability(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _check_values(x: torch.Tensor, name: str) -> None:
-    """The [0, 1] check of ``check_image``, read in memory order (channels-last is not copied)."""
-    if not is_validating():
-        return
-    dense = x.permute(0, 2, 3, 1) if x.is_contiguous(memory_format=torch.channels_last) else x
-    lo, hi = torch.aminmax(dense)
-    if bool(lo < 0) or bool(hi > 1) or bool(torch.isnan(lo) | torch.isnan(hi)):
-        raise ValueError(
-            f"{name} must have values in [0, 1], got min {float(lo):.4g} and max {float(hi):.4g}"
         )
 
 
@@ -225,40 +199,6 @@ def _rotate_masks(masks: torch.Tensor, params: SynthesisParams, on_cpu: bool) ->
     return torch.where(params.rotate.view(-1, 1, 1, 1), rotated, masks)
 
 
-def _given_foreground(
-    foreground: torch.Tensor | Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, single: bool
-) -> torch.Tensor:
-    """A call's own foreground as (B, 1, H, W) bool, checked against the images."""
-    batch, _, height, width = images.shape
-    source = "foreground"
-    if callable(foreground) and not isinstance(foreground, torch.Tensor):
-        with torch.no_grad():
-            masks = foreground(images)
-        source = "the foreground callable's result"
-        if not isinstance(masks, torch.Tensor):
-            raise TypeError(f"{source} must be a torch.Tensor (B, 1, H, W), got {type(masks).__name__}")
-    elif isinstance(foreground, torch.Tensor):
-        masks = foreground.unsqueeze(0) if single and foreground.ndim == 3 else foreground
-    else:
-        raise TypeError(
-            f"foreground must be masks (B, 1, H, W), a callable images -> masks, or None, got "
-            f"{type(foreground).__name__}"
-        )
-    if tuple(masks.shape) != (batch, 1, height, width):
-        raise ValueError(
-            f"{source} must have shape {(batch, 1, height, width)} (the images'), got {tuple(masks.shape)}"
-        )
-    if masks.device != images.device:
-        raise ValueError(f"{source} must be on the images' device {images.device}, got {masks.device}")
-    if masks.dtype != torch.bool:
-        if not (masks.is_floating_point() or masks.dtype == torch.uint8):
-            raise TypeError(f"{source} must be bool, uint8 or floating in {{0, 1}}, got dtype {masks.dtype}")
-        if is_validating() and bool(((masks != 0) & (masks != 1)).any()):
-            raise ValueError(f"{source} must be binary (values 0 and 1 only)")
-        masks = masks != 0
-    return masks.contiguous()
-
-
 class AnomalySynthesizer(nn.Module):
     """Synthetic anomalies on the object: Perlin mask x foreground, filled with an altered texture.
 
@@ -312,7 +252,7 @@ class AnomalySynthesizer(nn.Module):
         The outputs keep the images' dtype. When nothing needs changing, ``target`` (no image
         rotated) and ``image`` (no sample anomalous) are the input tensor itself, not a copy.
         No Python loop over the batch and no host synchronisation outside the optional
-        value checks (see ``fgad._checks.set_validation``): images and textures are checked to lie
+        value checks (see ``fgad.set_validation``): images and textures are checked to lie
         in [0, 1] once, on entry (in memory order, so channels-last input is not copied), and the
         parts run without checks of their own. On the CPU, where it costs nothing, only the
         rotated / anomalous samples are processed. Any memory layout of images and textures gives
@@ -351,10 +291,10 @@ class AnomalySynthesizer(nn.Module):
                 f"foreground must be one of {FOREGROUND_METHODS}, a ForegroundMask or None, "
                 f"got {foreground!r}"
             )
-        self.anomaly_prob = _probability("anomaly_prob", anomaly_prob)
-        self.image_rotation_prob = _probability("image_rotation_prob", image_rotation_prob)
-        self.texture_opacity = _range("texture_opacity", texture_opacity, 0.0, 1.0)
-        self.image_rotation = _range("image_rotation", image_rotation, -360.0, 360.0)
+        self.anomaly_prob = check_probability("anomaly_prob", anomaly_prob)
+        self.image_rotation_prob = check_probability("image_rotation_prob", image_rotation_prob)
+        self.texture_opacity = check_range("texture_opacity", texture_opacity, 0.0, 1.0)
+        self.image_rotation = check_range("image_rotation", image_rotation, -360.0, 360.0)
         if perlin is not None and not isinstance(perlin, PerlinMask):
             raise TypeError(f"perlin must be a PerlinMask, got {type(perlin).__name__}")
         if texture_augment is not None and not isinstance(texture_augment, TextureAugment):
@@ -490,9 +430,9 @@ class AnomalySynthesizer(nn.Module):
         textures, bank_size = texture_bank(textures, images)
         # The only value checks of the call (each a host synchronisation): the parts below run with
         # validation off, so the same tensors are not checked again.
-        _check_values(images, "images")
+        check_values(images, "images")
         if textures is not None:
-            _check_values(textures, "textures")
+            check_values(textures, "textures")
         batch, _, height, width = images.shape
         size = (height, width)
         device, dtype = images.device, images.dtype
@@ -511,7 +451,7 @@ class AnomalySynthesizer(nn.Module):
         self.last_params = params
         given_fg = None
         if foreground is not None:
-            given_fg = _given_foreground(foreground, images, single)
+            given_fg = given_foreground(foreground, images, single)
         with torch.no_grad(), validation(False):
             result = self._synthesize(images, textures, bank_size, params, size, dtype, given_fg)
         return result.first() if single else result

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 
 from fgad._checks import as_batch, check_image, is_validating
-from fgad.augment.functional import (
-    _new_buffer,
-    _quantise,
-    _scratch,
-    _sharpen_into,
+
+from ._buffers import _new_buffer, _scratch
+from ._levels import _LEVELS, _quantise, _sharpen_into
+from ._validate import check_range
+from .functional import (
     apply_levels_lut,
     autocontrast_lut,
     brightness_lut,
@@ -33,7 +33,6 @@ __all__ = ["TextureAugment", "TextureParams"]
 
 _OPS = ("sharpness", "equalize", "solarize", "posterize", "autocontrast", "brightness")
 _SHARPNESS, _EQUALIZE, _SOLARIZE, _POSTERIZE, _AUTOCONTRAST, _BRIGHTNESS = range(6)
-_LEVELS = 256
 # Sharpness factors are drawn on the grid k / 64: exact in float32 and blendable in int16.
 _SHARPNESS_STEPS = 64
 
@@ -125,26 +124,6 @@ class TextureParams:
         return [tuple(_OPS[i] for i in row) for row in self.ops.tolist()]
 
 
-def _check_range(
-    name: str, value: object, lo_limit: float, hi_limit: float, integer: bool = False
-) -> tuple[float, float]:
-    kind = "integers" if integer else "numbers"
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)
-    ):
-        raise TypeError(f"{name} must be a (lo, hi) tuple of {kind}, got {value!r}")
-    lo, hi = value
-    if integer and (float(lo) != int(lo) or float(hi) != int(hi)):
-        raise TypeError(f"{name} must be a (lo, hi) tuple of integers, got {value!r}")
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if not lo_limit <= lo <= hi <= hi_limit:
-        raise ValueError(f"{name} must be (lo, hi) with {lo_limit} <= lo <= hi <= {hi_limit}, got {value!r}")
-    return (int(lo), int(hi)) if integer else (float(lo), float(hi))
-
-
 class TextureAugment(nn.Module):
     """For each sample, ``num_ops`` distinct texture ops out of :attr:`OPS` in random order.
 
@@ -205,7 +184,7 @@ class TextureAugment(nn.Module):
         written once; only sharpness (a 3x3 filter) breaks the chain, and on the CPU it is computed
         only for the samples that use it. On other devices it runs on the whole batch with factor 1
         (the identity) where unused, so that nothing synchronises with the host (apart from the
-        range check of the input, which ``fgad._checks.set_validation(False)`` switches off). The
+        range check of the input, which ``fgad.set_validation(False)`` switches off). The
         CPU path keeps a per-thread int32 scratch buffer of the batch's size between calls, and
         ``out=`` lets a caller reuse the output buffer too.
 
@@ -252,17 +231,13 @@ class TextureAugment(nn.Module):
             raise ValueError(f"num_ops must be in 0..{len(pool)} (the number of ops), got {num_ops}")
         self.num_ops = num_ops
         self.ops = pool
-        self.sharpness = _check_range("sharpness", sharpness, 0.0, math.inf)
-        self.solarize = _check_range("solarize", solarize, 0.0, 256.0)
-        bits = _check_range("posterize", posterize, 0, 8, integer=True)
+        self.sharpness = check_range("sharpness", sharpness, 0.0)
+        self.solarize = check_range("solarize", solarize, 0.0, 256.0)
+        bits = check_range("posterize", posterize, 0, 8, integer=True)
         self.posterize = (int(bits[0]), int(bits[1]))
-        self.autocontrast = _check_range("autocontrast", autocontrast, 0.0, 50.0)
-        if self.autocontrast[1] >= 50.0:
-            raise ValueError(
-                f"autocontrast must be (lo, hi) percent with 0 <= lo <= hi < 50, got {autocontrast!r}"
-            )
-        self.brightness = _check_range("brightness", brightness, 0.0, math.inf)
-        self.brightness_offset = _check_range("brightness_offset", brightness_offset, -255.0, 255.0)
+        self.autocontrast = check_range("autocontrast", autocontrast, 0.0, 50.0, below_hi=True)
+        self.brightness = check_range("brightness", brightness, 0.0)
+        self.brightness_offset = check_range("brightness_offset", brightness_offset, -255.0, 255.0)
         self._pool = tuple(_OPS.index(name) for name in pool)
         self.last_params: TextureParams | None = None
 

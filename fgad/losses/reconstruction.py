@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import check_image
-from .ssim import Padding, SSIMLoss, _check_args
+from ._ssim_args import check_ssim_args
+from .ssim import Padding, SSIMLoss
 
 __all__ = ["ReconstructionLoss"]
 
@@ -56,7 +57,7 @@ class ReconstructionLoss(nn.Module):
         super().__init__()
         if not float(ssim_weight) >= 0:
             raise ValueError(f"ssim_weight must be >= 0, got {ssim_weight!r}")
-        _check_args(window_size, sigma, padding, data_range)
+        check_ssim_args(window_size, sigma, padding, data_range)
         self.ssim_weight = float(ssim_weight)
         self.ssim = SSIMLoss(window_size=window_size, sigma=sigma, padding=padding, data_range=data_range)
 

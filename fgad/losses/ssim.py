@@ -9,21 +9,9 @@ import torch.nn.functional as F
 from kornia.filters import get_gaussian_kernel1d
 from torch import nn
 
+from ._ssim_args import Padding, check_ssim_args
+
 __all__ = ["SSIMLoss", "ssim"]
-
-Padding = Literal["zeros", "reflect", "valid"]
-_PADDINGS = ("zeros", "reflect", "valid")
-
-
-def _check_args(window_size: int, sigma: float, padding: str, data_range: float) -> None:
-    if not isinstance(window_size, int) or window_size < 1 or window_size % 2 == 0:
-        raise ValueError(f"window_size must be a positive odd int, got {window_size!r}")
-    if not float(sigma) > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma!r}")
-    if padding not in _PADDINGS:
-        raise ValueError(f"padding must be one of {_PADDINGS}, got {padding!r}")
-    if not float(data_range) > 0:
-        raise ValueError(f"data_range must be > 0, got {data_range!r}")
 
 
 def _compute_dtype(x: torch.Tensor, y: torch.Tensor) -> torch.dtype:
@@ -123,7 +111,7 @@ def ssim(
         >>> torch.allclose(inner, ssim(x, y, padding="valid", reduction="none"))
         True
     """
-    _check_args(window_size, sigma, padding, data_range)
+    check_ssim_args(window_size, sigma, padding, data_range)
     _check_pair(x, y)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
@@ -179,7 +167,7 @@ class SSIMLoss(nn.Module):
         self, window_size: int = 11, sigma: float = 1.5, padding: Padding = "zeros", data_range: float = 1.0
     ) -> None:
         super().__init__()
-        _check_args(window_size, sigma, padding, data_range)
+        check_ssim_args(window_size, sigma, padding, data_range)
         self.window_size = window_size
         self.sigma = float(sigma)
         self.padding: Padding = padding
