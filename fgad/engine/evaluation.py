@@ -69,19 +69,56 @@ def evaluate(
         ``curves/<category>_pr.png``, ``overlays/<category>/<defect>_<stem>.png``
         (image | reconstruction | heatmap | ground truth).
     """
-    from tqdm.auto import tqdm
+    run_dir, run = _find_run(model)
+    cfg: dict[str, Any] = run["config"] if run is not None else {}
+    dataset, root, categories, image_size = _test_data(cfg, dataset, root, categories, image_size)
+    if overlays is not None and overlays < 0:
+        raise ValueError(f"overlays must be >= 0 or None (all), got {overlays}")
+    if output is None:
+        output = (run_dir / "eval") if run_dir is not None else Path("fgad-eval")
+    output = Path(output)
+    dev = resolve_device(device)
+    net = model.to(dev).eval() if isinstance(model, torch.nn.Module) else load_detector(model, dev)
 
-    from fgad.data import to_float
-    from fgad.metrics import Evaluator
+    results: dict[str, dict[str, float]] = {}
+    for category in categories:
+        data = make_dataset(dataset, os.fspath(root), category, "test", image_size)
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        results[category] = _evaluate_category(
+            net, loader, category, output, dev, use_amp=amp and dev.type == "cuda",
+            overlay_rows=_overlay_rows(len(data), overlays), progress=progress,
+        )  # fmt: skip
+    if len(results) > 1:
+        keys = [k for k in METRIC_KEYS if all(k in r for r in results.values())]
+        results["mean"] = {k: sum(r[k] for r in results.values()) / len(results) for k in keys}
+    _write_report(output, results, progress)
+    return results
 
-    if not isinstance(model, torch.nn.Module) and not Path(model).exists():
+
+def _find_run(model: str | os.PathLike[str] | torch.nn.Module) -> tuple[Path | None, dict[str, Any] | None]:
+    """The run directory ``model`` belongs to and its ``config.json`` (None, None for a model instance
+    or a model outside a run); an error when nothing exists at ``model``."""
+    if isinstance(model, torch.nn.Module):
+        return None, None
+    if not Path(model).exists():
         raise FileNotFoundError(
             f"no run at {os.fspath(model)!r}: expected a run directory, a save_pretrained folder or a "
             "training checkpoint .pt"
         )
-    run_dir = None if isinstance(model, torch.nn.Module) else find_run_dir(model)
-    run = read_run_file(run_dir) if run_dir is not None else None
-    cfg: dict[str, Any] = run["config"] if run is not None else {}
+    run_dir = find_run_dir(model)
+    return run_dir, (read_run_file(run_dir) if run_dir is not None else None)
+
+
+def _test_data(
+    cfg: dict[str, Any],
+    dataset: str | None,
+    root: str | os.PathLike[str] | None,
+    categories: str | Sequence[str] | None,
+    image_size: int | tuple[int, int] | None,
+) -> tuple[str, str | os.PathLike[str], list[str], int | tuple[int, int]]:
+    """The test data: each of ``dataset``, ``root``, ``categories``, ``image_size`` as given, else the
+    run config's ``cfg`` value (``image_size`` else 256); an error when one is missing or the data set
+    has no labelled test split."""
     dataset = dataset or cfg.get("dataset")
     root = root if root is not None else cfg.get("root")
     if categories is None:
@@ -97,76 +134,82 @@ def evaluate(
         raise ValueError(
             f"evaluate needs a labelled test split: dataset in {LABELLED_DATASETS}, got {dataset!r}"
         )
-    if isinstance(categories, str):
-        categories = [categories]
-    if overlays is not None and overlays < 0:
-        raise ValueError(f"overlays must be >= 0 or None (all), got {overlays}")
-    if output is None:
-        output = (run_dir / "eval") if run_dir is not None else Path("fgad-eval")
-    output = Path(output)
-    dev = resolve_device(device)
-    if isinstance(model, torch.nn.Module):
-        net = model.to(dev).eval()
-    else:
-        net = load_detector(model, dev)
-    use_amp = amp and dev.type == "cuda"
+    categories = [categories] if isinstance(categories, str) else list(categories)
+    return dataset, root, categories, image_size
 
-    results: dict[str, dict[str, float]] = {}
-    for category in categories:
-        data = make_dataset(dataset, os.fspath(root), category, "test", image_size)
-        n = len(data)
-        if overlays is None:
-            wanted = set(range(n))
-        else:
-            k = min(overlays, n)
-            wanted = {math.floor(i * n / k) for i in range(k)} if k else set()
-        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-        evaluator = Evaluator()
-        scores, labels, maps, masks = [], [], [], []
-        index = 0
-        with torch.no_grad():
-            for batch in tqdm(loader, desc=f"evaluate {category}", disable=not progress, leave=False):
-                images = to_float(batch["image"], dev)
-                gt = batch["mask"].to(dev, torch.float32)
-                label = batch["label"].to(dev, torch.float32)
-                with autocast(dev, use_amp):
-                    out = net(images)
-                score = out.score.float()
-                amap = out.anomaly_map.float()
-                evaluator.update(scores=score.cpu(), labels=label.cpu(), maps=amap.cpu(), masks=gt.cpu())
-                scores.append(score.cpu())
-                labels.append(label.cpu())
-                maps.append(amap.cpu())
-                masks.append(gt.cpu())
-                for j in range(images.shape[0]):
-                    if index + j in wanted:
-                        path = Path(batch["path"][j])
-                        name = f"{path.parent.name}_{path.stem}.png"
-                        save_overlay(
-                            output / "overlays" / category / name,
-                            images[j],
-                            amap[j],
-                            reconstruction=out.reconstruction[j].float(),
-                            mask=gt[j],
-                        )
-                index += images.shape[0]
-        metrics = {k: float(v) for k, v in evaluator.compute().items()}
-        results[category] = {k: metrics[k] for k in METRIC_KEYS if k in metrics}
-        save_curves(
-            output / "curves",
-            torch.cat(scores),
-            torch.cat(labels),
-            maps=torch.cat(maps),
-            masks=torch.cat(masks),
-            prefix=f"{category}_",
-        )
-    if len(results) > 1:
-        keys = [k for k in METRIC_KEYS if all(k in r for r in results.values())]
-        results["mean"] = {k: sum(r[k] for r in results.values()) / len(results) for k in keys}
+
+def _overlay_rows(n: int, overlays: int | None) -> set[int]:
+    """Indices of the ``overlays`` test images (all when None) drawn as overlays, evenly spread over ``n``."""
+    if overlays is None:
+        return set(range(n))
+    k = min(overlays, n)
+    return {math.floor(i * n / k) for i in range(k)} if k else set()
+
+
+def _evaluate_category(
+    net: torch.nn.Module,
+    loader: DataLoader,
+    category: str,
+    output: Path,
+    dev: torch.device,
+    *,
+    use_amp: bool,
+    overlay_rows: set[int],
+    progress: bool,
+) -> dict[str, float]:
+    """Score one category's test split: its :data:`METRIC_KEYS`, written with the overlays of
+    ``overlay_rows`` and the ROC / PR curves under ``output``."""
+    from tqdm.auto import tqdm
+
+    from fgad.data import to_float
+    from fgad.metrics import Evaluator
+
+    evaluator = Evaluator()
+    scores, labels, maps, masks = [], [], [], []
+    index = 0
+    with torch.no_grad():
+        for batch in tqdm(loader, desc=f"evaluate {category}", disable=not progress, leave=False):
+            images = to_float(batch["image"], dev)
+            gt = batch["mask"].to(dev, torch.float32)
+            label = batch["label"].to(dev, torch.float32)
+            with autocast(dev, use_amp):
+                out = net(images)
+            score = out.score.float()
+            amap = out.anomaly_map.float()
+            evaluator.update(scores=score.cpu(), labels=label.cpu(), maps=amap.cpu(), masks=gt.cpu())
+            scores.append(score.cpu())
+            labels.append(label.cpu())
+            maps.append(amap.cpu())
+            masks.append(gt.cpu())
+            for j in range(images.shape[0]):
+                if index + j in overlay_rows:
+                    path = Path(batch["path"][j])
+                    save_overlay(
+                        output / "overlays" / category / f"{path.parent.name}_{path.stem}.png",
+                        images[j],
+                        amap[j],
+                        reconstruction=out.reconstruction[j].float(),
+                        mask=gt[j],
+                    )
+            index += images.shape[0]
+    metrics = {k: float(v) for k, v in evaluator.compute().items()}
+    save_curves(
+        output / "curves",
+        torch.cat(scores),
+        torch.cat(labels),
+        maps=torch.cat(maps),
+        masks=torch.cat(masks),
+        prefix=f"{category}_",
+    )
+    return {k: metrics[k] for k in METRIC_KEYS if k in metrics}
+
+
+def _write_report(output: Path, results: dict[str, dict[str, float]], progress: bool) -> None:
+    """Write ``metrics.json`` and ``metrics.md`` to ``output``; with ``progress`` print the table and
+    a summary to stderr."""
     write_metrics(output, results)
     if progress:
         print(metrics_markdown(results), file=sys.stderr, end="")
         if "mean" in results or len(results) == 1:
             last = results.get("mean", next(iter(results.values())))
             print(format_summary(last, title=f"evaluation summary ({output})"), file=sys.stderr)
-    return results

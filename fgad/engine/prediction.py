@@ -6,9 +6,10 @@ import csv
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -141,12 +142,58 @@ def predict(
         Images are decoded and resized exactly as for training (:class:`fgad.data.ImageFolder`).
         ``anomalous = score > threshold``. The threshold is never computed from the images being
         predicted. ``scores.csv`` columns: ``path, score, score_raw, threshold, anomalous``.
-    """
-    from tqdm.auto import tqdm
 
-    from fgad.data import ImageFolder, to_float
+    Threshold outside a run:
+        Only a run stores a calibrated threshold (``config.json["calibration"]``, written by
+        :func:`fgad.engine.fit` at the end of training). A ``save_pretrained`` folder holds the
+        model alone (name, kwargs, weights) and a training checkpoint ``.pt`` is written before the
+        calibration, so for either one outside its run directory (a run's ``model/`` folder and
+        ``checkpoints/*.pt`` do find their run) and for a model instance there is no default
+        threshold: without ``threshold``, every ``anomalous`` is None and ``scores.csv`` leaves its
+        ``threshold`` and ``anomalous`` columns empty.
+    """
+    from fgad.data import ImageFolder
 
     files = _gather_inputs(inputs)
+    threshold, image_size = _run_defaults(model, threshold, image_size)
+    dev = resolve_device(device)
+    net = model.to(dev).eval() if isinstance(model, torch.nn.Module) else load_detector(model, dev)
+    out_dir = None if output is None else Path(output)
+    names = _unique_names(files)
+    data = ImageFolder.from_paths(files, image_size=image_size)
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    results: list[Prediction] = []
+    with torch.no_grad():
+        for image, out, j in _score(net, loader, dev, amp and dev.type == "cuda", progress):
+            index = len(results)
+            score = float(out.score[j])
+            map_path, overlay_path = _save_image_outputs(
+                out_dir, names[index], image, out, j, save_maps=save_maps, overlays=overlays
+            )
+            results.append(
+                Prediction(
+                    path=os.fspath(files[index]),
+                    score=score,
+                    score_raw=float(out.score_raw[j]),
+                    anomalous=None if threshold is None else score > threshold,
+                    map_path=map_path,
+                    overlay_path=overlay_path,
+                )
+            )
+    if out_dir is not None:
+        _write_scores(out_dir / "scores.csv", results, threshold)
+    if progress:
+        flagged = sum(1 for r in results if r.anomalous)
+        decided = "no threshold" if threshold is None else f"threshold {threshold:.4g}: {flagged} anomalous"
+        print(f"predicted {len(results)} image(s); {decided}", file=sys.stderr)
+    return results
+
+
+def _run_defaults(
+    model: PathLike | torch.nn.Module, threshold: float | None, image_size: int | tuple[int, int] | None
+) -> tuple[float | None, int | tuple[int, int]]:
+    """``threshold`` and ``image_size`` as given, else the run's: its calibrated threshold
+    (:func:`run_threshold`; None outside a run) and its training ``image_size`` (else 256)."""
     run_dir = None if isinstance(model, torch.nn.Module) else find_run_dir(model)
     if threshold is None and run_dir is not None:
         threshold = run_threshold(run_dir)
@@ -154,59 +201,63 @@ def predict(
         run = read_run_file(run_dir) if run_dir is not None else None
         size = (run or {}).get("config", {}).get("image_size", 256)
         image_size = tuple(size) if isinstance(size, list) else size
-    dev = resolve_device(device)
-    net = model.to(dev).eval() if isinstance(model, torch.nn.Module) else load_detector(model, dev)
-    use_amp = amp and dev.type == "cuda"
-    out_dir = None if output is None else Path(output)
-    names = _unique_names(files)
-    data = ImageFolder.from_paths(files, image_size=image_size)
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-    results: list[Prediction] = []
-    index = 0
-    with torch.no_grad():
-        for batch in tqdm(loader, desc="predict", disable=not progress):
-            images = to_float(batch["image"], dev)
-            with autocast(dev, use_amp):
-                out = net(images)
-            for j in range(images.shape[0]):
-                name = names[index]
-                score, raw = float(out.score[j]), float(out.score_raw[j])
-                map_path = overlay_path = None
-                if out_dir is not None and save_maps:
-                    buf = io.BytesIO()
-                    np.save(buf, out.anomaly_map[j, 0].float().cpu().numpy().astype(np.float32))
-                    map_path = os.fspath(atomic_write_bytes(out_dir / "maps" / f"{name}.npy", buf.getvalue()))
-                if out_dir is not None and overlays:
-                    target = out_dir / "overlays" / f"{name}.png"
-                    overlay_path = os.fspath(save_overlay(target, images[j], out.anomaly_map[j].float()))
-                results.append(
-                    Prediction(
-                        path=os.fspath(files[index]),
-                        score=score,
-                        score_raw=raw,
-                        anomalous=None if threshold is None else score > threshold,
-                        map_path=map_path,
-                        overlay_path=overlay_path,
-                    )
-                )
-                index += 1
-    if out_dir is not None:
-        buf_csv = io.StringIO()
-        writer = csv.writer(buf_csv, lineterminator="\n")
-        writer.writerow(["path", "score", "score_raw", "threshold", "anomalous"])
-        for r in results:
-            writer.writerow(
-                [
-                    r.path,
-                    f"{r.score:.9g}",
-                    f"{r.score_raw:.9g}",
-                    "" if threshold is None else f"{threshold:.9g}",
-                    "" if r.anomalous is None else int(r.anomalous),
-                ]
-            )
-        atomic_write_text(out_dir / "scores.csv", buf_csv.getvalue())
-    if progress:
-        flagged = sum(1 for r in results if r.anomalous)
-        decided = "no threshold" if threshold is None else f"threshold {threshold:.4g}: {flagged} anomalous"
-        print(f"predicted {len(results)} image(s); {decided}", file=sys.stderr)
-    return results
+    return threshold, image_size
+
+
+def _score(
+    net: torch.nn.Module, loader: DataLoader, dev: torch.device, use_amp: bool, progress: bool
+) -> Iterator[tuple[torch.Tensor, Any, int]]:
+    """Each image of ``loader`` (a float tensor on ``dev``), its batch's detector output and its row
+    in that batch; the caller holds ``torch.no_grad``."""
+    from tqdm.auto import tqdm
+
+    from fgad.data import to_float
+
+    for batch in tqdm(loader, desc="predict", disable=not progress):
+        images = to_float(batch["image"], dev)
+        with autocast(dev, use_amp):
+            out = net(images)
+        for j in range(images.shape[0]):
+            yield images[j], out, j
+
+
+def _save_image_outputs(
+    out_dir: Path | None,
+    name: str,
+    image: torch.Tensor,
+    out: Any,
+    j: int,
+    *,
+    save_maps: bool,
+    overlays: bool,
+) -> tuple[str | None, str | None]:
+    """Write row ``j`` of ``out``: ``maps/<name>.npy`` and ``overlays/<name>.png`` as asked; their
+    paths (None where not written, or without ``out_dir``)."""
+    map_path = overlay_path = None
+    if out_dir is not None and save_maps:
+        buf = io.BytesIO()
+        np.save(buf, out.anomaly_map[j, 0].float().cpu().numpy().astype(np.float32))
+        map_path = os.fspath(atomic_write_bytes(out_dir / "maps" / f"{name}.npy", buf.getvalue()))
+    if out_dir is not None and overlays:
+        target = out_dir / "overlays" / f"{name}.png"
+        overlay_path = os.fspath(save_overlay(target, image, out.anomaly_map[j].float()))
+    return map_path, overlay_path
+
+
+def _write_scores(path: Path, results: Sequence[Prediction], threshold: float | None) -> None:
+    """``scores.csv``: ``path, score, score_raw, threshold, anomalous`` (the last two empty without a
+    threshold), written atomically."""
+    buf_csv = io.StringIO()
+    writer = csv.writer(buf_csv, lineterminator="\n")
+    writer.writerow(["path", "score", "score_raw", "threshold", "anomalous"])
+    for r in results:
+        writer.writerow(
+            [
+                r.path,
+                f"{r.score:.9g}",
+                f"{r.score_raw:.9g}",
+                "" if threshold is None else f"{threshold:.9g}",
+                "" if r.anomalous is None else int(r.anomalous),
+            ]
+        )
+    atomic_write_text(path, buf_csv.getvalue())
