@@ -1,6 +1,7 @@
-"""Show what the anomaly synthesizer does: a PNG grid, one row per image.
+"""Show what the anomaly synthesizer does: a PNG figure, one row per image.
 
-Columns: clean image | foreground | anomaly mask | synthetic anomaly (I_A).
+Titled columns: image (clean) | foreground | mask (where the anomaly goes) | anomaly (the synthetic
+image I_A). Tiles are at least 256 pixels (smaller --size is upscaled).
 
     python examples/synthesize.py --output synthesis.png
     python examples/synthesize.py --input my/images --textures my/textures --seed 3 --count 6
@@ -17,7 +18,7 @@ import torch
 
 from fgad.augment import AnomalySynthesizer
 from fgad.data import ImageFolder, TextureFolder, demo_root, to_float
-from fgad.engine.report import save_image, synthesis_grid
+from fgad.engine.report import save_image, synthesis_figure
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> Path:
         default=demo_root() / "train" / "good",
         help="folder of normal images (default: the bundled hazelnut photos)",
     )
-    parser.add_argument("--output", type=Path, default=Path("synthesis.png"), help="PNG grid to write")
+    parser.add_argument("--output", type=Path, default=Path("synthesis.png"), help="PNG figure to write")
     parser.add_argument(
         "--textures",
         type=Path,
@@ -49,11 +50,11 @@ def main(argv: list[str] | None = None) -> Path:
 
     foreground = None if args.foreground == "none" else args.foreground
     synth = AnomalySynthesizer(foreground=foreground, anomaly_prob=1.0)
-    grid = synthesis_grid(
+    figure = synthesis_figure(
         images, synthesizer=synth, textures=textures, generator=torch.Generator().manual_seed(args.seed)
     )
-    path = save_image(args.output, grid)  # written atomically
-    print(f"wrote {path} ({len(images)} rows: image | foreground | mask | synthetic anomaly)")
+    path = save_image(args.output, figure)  # written atomically
+    print(f"wrote {path} ({len(images)} rows: image | foreground | mask | anomaly)")
     return path
 
 

@@ -10,11 +10,13 @@ import os
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from fgad.cli import build_parser, config_from_args, main
 from fgad.data import DEMO_CATEGORY, demo_root
 from fgad.engine import TrainConfig, get_preset
+from fgad.engine.report import FIGURE_GAP, TILE_SIZE
 
 COMMANDS = ("benchmark", "foreground", "train", "evaluate", "predict", "demo", "models", "synth")
 TINY = ["--image-size", "32", "--model", "fgad", "--model-arg", "ae_width=4", "--model-arg", "seg_width=4"]
@@ -82,7 +84,14 @@ def test_synth_writes_a_grid(tmp_path: Path) -> None:
             "--image-size", "48"]  # fmt: skip
     assert main(argv) == 0
     grid = cv2.imread(os.fspath(out))
-    assert grid.shape == (3 * 48, 4 * 48, 3)  # image | foreground | mask | synthetic anomaly
+    # titled columns image | foreground | mask | anomaly; the 48-pixel images upscaled to TILE_SIZE tiles
+    plain = (3 * TILE_SIZE + 4 * FIGURE_GAP, 4 * TILE_SIZE + 5 * FIGURE_GAP)
+    assert grid.shape[1] == plain[1] and plain[0] + 20 <= grid.shape[0] <= plain[0] + 80
+    band = grid.shape[0] - plain[0]
+    assert (grid[FIGURE_GAP : FIGURE_GAP + band] < 128).any()  # the column titles
+    left = FIGURE_GAP + 2 * (TILE_SIZE + FIGURE_GAP)
+    mask = grid[FIGURE_GAP + band : FIGURE_GAP + band + TILE_SIZE, left : left + TILE_SIZE]
+    assert set(np.unique(mask)) == {0, 255}  # every row has an anomaly; the mask stays binary
 
 
 def test_tiny_demo_then_predict_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

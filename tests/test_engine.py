@@ -36,6 +36,8 @@ from fgad.engine import (
 from fgad.engine.checkpoint import TrainState, capture_rng_state, restore_rng_state
 from fgad.engine.logging import EpochLogger
 from fgad.engine.report import (
+    FIGURE_GAP,
+    TILE_SIZE,
     heatmap,
     metrics_markdown,
     overlay_panel,
@@ -339,7 +341,8 @@ def test_evaluate_matches_sklearn_and_writes_report(tiny_run: Path, tmp_path: Pa
     assert (out / "metrics.md").read_text().startswith("| category | image_auroc")
     overlays = sorted((out / "overlays" / DEMO_CATEGORY).iterdir())
     assert len(overlays) == 5
-    assert cv2.imread(os.fspath(overlays[0])).shape == (32, 128, 3)
+    figure = cv2.imread(os.fspath(overlays[0]))  # image | reconstruction | heatmap | ground truth
+    assert figure.shape[0] > TILE_SIZE and figure.shape[1] == 4 * TILE_SIZE + 5 * FIGURE_GAP
     curves = {p.name for p in (out / "curves").iterdir()}
     assert curves == {f"{DEMO_CATEGORY}_roc.png", f"{DEMO_CATEGORY}_pr.png"}
 
@@ -357,7 +360,8 @@ def test_predict_writes_scores_maps_and_overlays(tiny_run: Path, tmp_path: Path)
     assert [float(r["score"]) for r in rows] == pytest.approx([p.score for p in preds], rel=1e-5)
     amap = np.load(preds[0].map_path)
     assert amap.shape == (32, 32) and amap.dtype == np.float32 and 0 <= amap.min() <= amap.max() <= 1
-    assert cv2.imread(preds[0].overlay_path).shape == (32, 64, 3)
+    figure = cv2.imread(preds[0].overlay_path)  # image | reconstruction | heatmap, score and decision below
+    assert figure.shape[0] > TILE_SIZE and figure.shape[1] == 3 * TILE_SIZE + 4 * FIGURE_GAP
     explicit = predict(tiny_run, folder, threshold=-1.0, progress=False)
     assert all(p.anomalous for p in explicit)
     with pytest.raises(FileNotFoundError, match="no such image"):

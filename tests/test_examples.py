@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fgad.engine.report import FIGURE_GAP, TILE_SIZE
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -23,10 +25,16 @@ def _load(name: str):
 def test_synthesize_writes_a_grid(tmp_path: Path) -> None:
     out = _load("synthesize").main(["--output", str(tmp_path / "g.png"), "--count", "2", "--size", "64"])
     grid = cv2.imread(str(out))
-    assert grid.shape == (128, 256, 3)
-    foreground, mask = grid[:, 64:128], grid[:, 128:192]
-    assert np.any(mask == 255)  # anomaly_prob=1 on real photos: every row has an anomaly
-    assert not np.any((mask == 255) & (foreground == 0))  # and it lies on the object
+    # titled columns image | foreground | mask | anomaly, the 64-pixel images upscaled to TILE_SIZE tiles
+    t, gap = TILE_SIZE, FIGURE_GAP
+    assert grid.shape[1] == 4 * t + 5 * gap
+    band = grid.shape[0] - (2 * t + 3 * gap)
+    assert 20 <= band <= 80 and (grid[gap : gap + band] < 128).any()
+    rows = [grid[gap + band + r * (t + gap) : gap + band + r * (t + gap) + t] for r in range(2)]
+    for row in rows:
+        foreground, mask = (row[:, gap + c * (t + gap) : gap + c * (t + gap) + t] for c in (1, 2))
+        assert np.any(mask == 255)  # anomaly_prob=1 on real photos: every row has an anomaly
+        assert not np.any((mask == 255) & (foreground == 0))  # and it lies on the object
 
 
 def test_custom_loop_trains(tmp_path: Path) -> None:

@@ -79,6 +79,7 @@ def evaluate(
     output = Path(output)
     dev = resolve_device(device)
     net = model.to(dev).eval() if isinstance(model, torch.nn.Module) else load_detector(model, dev)
+    threshold = ((run or {}).get("calibration") or {}).get("threshold")
 
     results: dict[str, dict[str, float]] = {}
     for category in categories:
@@ -86,7 +87,7 @@ def evaluate(
         loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         results[category] = _evaluate_category(
             net, loader, category, output, dev, use_amp=amp and dev.type == "cuda",
-            overlay_rows=_overlay_rows(len(data), overlays), progress=progress,
+            overlay_rows=_overlay_rows(len(data), overlays), threshold=threshold, progress=progress,
         )  # fmt: skip
     if len(results) > 1:
         keys = [k for k in METRIC_KEYS if all(k in r for r in results.values())]
@@ -155,6 +156,7 @@ def _evaluate_category(
     *,
     use_amp: bool,
     overlay_rows: set[int],
+    threshold: float | None,
     progress: bool,
 ) -> dict[str, float]:
     """Score one category's test split: its :data:`METRIC_KEYS`, written with the overlays of
@@ -190,6 +192,9 @@ def _evaluate_category(
                         amap[j],
                         reconstruction=out.reconstruction[j].float(),
                         mask=gt[j],
+                        score=float(score[j]),
+                        threshold=threshold,
+                        caption=f"{path.parent.name}/{path.name}",
                     )
             index += images.shape[0]
     metrics = {k: float(v) for k, v in evaluator.compute().items()}

@@ -168,8 +168,9 @@ def predict(
             index = len(results)
             score = float(out.score[j])
             map_path, overlay_path = _save_image_outputs(
-                out_dir, names[index], image, out, j, save_maps=save_maps, overlays=overlays
-            )
+                out_dir, names[index], image, out, j, save_maps=save_maps, overlays=overlays,
+                score=score, threshold=threshold, caption=files[index].name,
+            )  # fmt: skip
             results.append(
                 Prediction(
                     path=os.fspath(files[index]),
@@ -230,6 +231,9 @@ def _save_image_outputs(
     *,
     save_maps: bool,
     overlays: bool,
+    score: float,
+    threshold: float | None,
+    caption: str,
 ) -> tuple[str | None, str | None]:
     """Write row ``j`` of ``out``: ``maps/<name>.npy`` and ``overlays/<name>.png`` as asked; their
     paths (None where not written, or without ``out_dir``)."""
@@ -240,7 +244,17 @@ def _save_image_outputs(
         map_path = os.fspath(atomic_write_bytes(out_dir / "maps" / f"{name}.npy", buf.getvalue()))
     if out_dir is not None and overlays:
         target = out_dir / "overlays" / f"{name}.png"
-        overlay_path = os.fspath(save_overlay(target, image, out.anomaly_map[j].float()))
+        overlay_path = os.fspath(
+            save_overlay(
+                target,
+                image,
+                out.anomaly_map[j].float(),
+                reconstruction=out.reconstruction[j].float(),
+                score=score,
+                threshold=threshold,
+                caption=caption,
+            )
+        )
     return map_path, overlay_path
 
 
