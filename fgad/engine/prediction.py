@@ -131,7 +131,7 @@ def predict(
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         num_workers: DataLoader workers for decoding.
         save_maps: write each unsmoothed anomaly map as float32 ``.npy`` (H, W).
-        overlays: write image | heatmap overlay PNGs.
+        overlays: write overlay PNGs: image | reconstruction | heatmap, with the score and decision.
         amp: bfloat16 autocast on CUDA.
         progress: tqdm bar.
 
