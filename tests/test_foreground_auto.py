@@ -285,3 +285,38 @@ def test_data_sets_read_foreground_masks_and_training_uses_them(tmp_path) -> Non
     (folder / "003_mask.png").unlink()
     with pytest.raises(DatasetLayoutError, match="without a foreground mask"):
         MVTecAD(tmp_path, "nut", image_size=32)
+
+
+@pytest.mark.parametrize("size", [256, 320])
+def test_auto_outline_is_pixel_accurate_after_the_grid(size: int) -> None:
+    """ "auto" decides and cleans up on the ~64 px analysis grid and brings the mask to full size once:
+    the outline must still follow the object within a grid cell, at sizes that are and are not
+    multiples of the grid."""
+    g = torch.Generator().manual_seed(1)
+    obj = _disc(size, radius=0.3, centre=(0.47, 0.53))
+    img = torch.where(
+        obj, torch.tensor([0.75, 0.45, 0.2]).view(3, 1, 1), torch.tensor([0.2, 0.3, 0.5]).view(3, 1, 1)
+    )
+    img = (img + 0.03 * torch.randn(img.shape, generator=g)).clamp(0, 1).unsqueeze(0)
+    mask = ForegroundMask("auto")(img)[0, 0].bool()
+    cell = size // 64
+    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    dist = ((ys - 0.47 * size) ** 2 + (xs - 0.53 * size) ** 2).sqrt() - 0.3 * size
+    assert bool(mask[dist < -cell].all())  # everything a cell inside the outline is foreground
+    assert not bool(mask[dist > cell].any())  # nothing a cell outside it
+    assert _iou(mask, obj) > 0.97
+
+
+def test_auto_is_consistent_across_image_sizes() -> None:
+    """The same photo at 128 and 256 px gets the same foreground (up to the outline)."""
+    g = torch.Generator().manual_seed(2)
+    big = torch.where(
+        _polygon(256),
+        torch.tensor([0.8, 0.7, 0.4]).view(3, 1, 1),
+        torch.tensor([0.3, 0.3, 0.3]).view(3, 1, 1),
+    )
+    big = (big + 0.04 * torch.randn(big.shape, generator=g)).clamp(0, 1).unsqueeze(0)
+    small = torch.nn.functional.avg_pool2d(big, 2)
+    fm = ForegroundMask("auto")
+    at_256 = torch.nn.functional.avg_pool2d(fm(big), 2)[0, 0] > 0.5
+    assert _iou(at_256, fm(small)[0, 0]) > 0.97

@@ -28,13 +28,23 @@ def _border_median(x: torch.Tensor) -> torch.Tensor:
 
 
 def _pool(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Mean over the cells of an integer grid (a reshape when the sides divide, else adaptive pooling)."""
+    """Mean over the cells of an integer grid (sums of strided slices when the sides divide, else
+    adaptive pooling)."""
     height, width = x.shape[-2:]
     if (height, width) == size:
         return x
-    if height % size[0] == 0 and width % size[1] == 0:
-        return F.avg_pool2d(x, (height // size[0], width // size[1]))
-    return F.adaptive_avg_pool2d(x, size)
+    if height % size[0] or width % size[1]:
+        return F.adaptive_avg_pool2d(x, size)
+    fh, fw = height // size[0], width // size[1]
+    # A sum of fh row-strided slices, then of fw column-strided ones: on the CPU an order of magnitude
+    # cheaper than avg_pool2d with a (fh, fw) window (same means up to float rounding).
+    rows = x[..., 0::fh, :].clone() if fh > 1 else x
+    for i in range(1, fh):
+        rows += x[..., i::fh, :]
+    cells = rows[..., 0::fw].clone() if fw > 1 else rows
+    for j in range(1, fw):
+        cells += rows[..., j::fw]
+    return cells * (1.0 / (fh * fw))
 
 
 def _texture_energy(gray: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -81,7 +91,7 @@ def cue_levels(images: torch.Tensor) -> torch.Tensor:
     if full.shape[1] == 1:
         full_gray = full
     else:
-        full_gray = full[:, 0:1] * _LUMA[0] + full[:, 1:2] * _LUMA[1] + full[:, 2:3] * _LUMA[2]
+        full_gray = (full * full.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     contrast = _texture_energy(full_gray, size)
     x = _pool(full, size)
     if x.shape[1] == 1:
