@@ -12,7 +12,8 @@ KIND:ROOT:CATEGORY``) and image size, for every foreground method:
 - rot IoU: mean IoU between the foreground of a rotated image and the rotated foreground of the
   image (angles uniform in [-90, 90], seeded): how much computing the foreground once per training
   image (``ForegroundCache``) changes it for the 30% of samples the synthesizer rotates,
-- ms: milliseconds per batch of 16 (median of ``--repeats``), and its ratio to ``otsu`` in this run.
+- ms: milliseconds per batch of 16 (median of ``--repeats``), and x otsu: the median over the repeats
+  of its time over ``otsu``'s in the same repeat (methods timed in turn: robust to a busy machine).
 
     python benchmarks/foreground.py --data mvtec:../shared/data/devset:cookie --size 128 256
     python benchmarks/foreground.py --grid out/   # also writes image | foreground grids per data set
@@ -86,9 +87,10 @@ def rotation_iou(fm: ForegroundMask, images) -> float:
     return float((inter / union).mean())
 
 
-def timings(modules: dict[str, ForegroundMask], images, repeats: int) -> dict[str, float]:
-    """Median ms per batch of 16, the methods timed in turn within every repeat (so a change in the
-    machine's load hits them alike)."""
+def timings(modules: dict[str, ForegroundMask], images, repeats: int) -> dict[str, tuple[float, float]]:
+    """Per method: median ms per batch of 16 and the median over repeats of its time / the first
+    method's time in the same repeat (the methods are timed in turn within every repeat, so a change
+    in the machine's load hits them alike and the ratio stays meaningful on a busy machine)."""
     batch = images[:16]
     if len(batch) < 16:
         batch = batch.repeat((16 + len(batch) - 1) // len(batch), 1, 1, 1)[:16]
@@ -100,7 +102,11 @@ def timings(modules: dict[str, ForegroundMask], images, repeats: int) -> dict[st
             t = time.perf_counter()
             fm(batch)
             times[name].append((time.perf_counter() - t) * 1000)
-    return {name: statistics.median(v) for name, v in times.items()}
+    first = times[next(iter(modules))]
+    return {
+        name: (statistics.median(v), statistics.median(a / b for a, b in zip(v, first, strict=True)))
+        for name, v in times.items()
+    }
 
 
 def save_grid(path: Path, images, fgs: dict[str, torch.Tensor], masks, count: int = 8) -> None:
@@ -148,14 +154,13 @@ def main(argv=None) -> int:
             results, fgs = {}, {}
             for method, fm in modules.items():
                 results[method], fgs[method] = quality(fm, images, masks, labels)
-            for method, ms in timings(modules, images, args.repeats).items():
-                results[method]["ms"] = ms
+            for method, (ms, ratio) in timings(modules, images, args.repeats).items():
+                results[method]["ms"], results[method]["ratio"] = ms, ratio
                 results[method]["rot"] = rotation_iou(modules[method], images)
             for method, r in results.items():
-                ratio = r["ms"] / results["otsu"]["ms"]
                 print(
                     f"| {name} | {size} | {method} | {r['share']:.3f} | {r['below']:.2f} | {r['area']:.2f} | "
-                    f"{r['whole']:.2f} | {r['rot']:.3f} | {r['ms']:.1f} | {ratio:.2f} |",
+                    f"{r['whole']:.2f} | {r['rot']:.3f} | {r['ms']:.1f} | {r['ratio']:.2f} |",
                     flush=True,
                 )
             if args.grid is not None:
