@@ -7,6 +7,7 @@ import json
 import os
 import random
 import shutil
+import warnings
 from pathlib import Path
 
 import cv2
@@ -135,6 +136,8 @@ def test_config_round_trips_through_json(size, steps, milestones, foreground, kw
         ("val_fraction", 1.0, ValueError),
         ("final_weights", "first", ValueError),
         ("init", "xavier", ValueError),
+        ("checkpoint_every_steps", 0, ValueError),
+        ("checkpoint_every_steps", "100", ValueError),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value, error) -> None:
@@ -145,6 +148,14 @@ def test_config_rejects_bad_values_naming_the_field(field, value, error) -> None
 def test_config_rejects_unknown_keys() -> None:
     with pytest.raises(ValueError, match="unknown TrainConfig field"):
         TrainConfig.from_dict({"learning_rate": 0.1})
+
+
+def test_config_from_before_checkpoint_every_steps_keeps_epoch_checkpoints() -> None:
+    old = TrainConfig().to_dict()
+    del old["checkpoint_every_steps"]
+    assert TrainConfig.from_dict(old).checkpoint_every_steps is None  # a run folder written before it
+    assert TrainConfig.from_dict({"lr": 0.1}).checkpoint_every_steps == 100  # a partial file: the default
+    assert TrainConfig.from_dict({**old, "checkpoint_every_steps": 7}).checkpoint_every_steps == 7
 
 
 # -- checkpoints and logs ---------------------------------------------------------------------------
@@ -311,6 +322,108 @@ def test_fit_refuses_to_clobber_and_checks_batch_size(tmp_path: Path, tiny_run: 
         fit(tiny_config(tiny_run), progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         fit(tiny_config(tmp_path / "big", batch_size=64), progress=False)
+
+
+# -- when last.pt is written; a run says nothing to the warnings module ------------------------------
+class _Interrupted(Exception):
+    pass
+
+
+def _record_last_writes(
+    monkeypatch: pytest.MonkeyPatch, stop_after: int | None = None
+) -> list[tuple[int, int]]:
+    """(epoch, step) of every ``last.pt`` that fit writes from now on; with ``stop_after``, the run is
+    interrupted in place of the write after that many (as a crash between two checkpoints)."""
+    import fgad.engine.trainer
+
+    writes: list[tuple[int, int]] = []
+
+    def recording(path: Path, state: TrainState) -> Path:
+        if Path(path).name == "last.pt":
+            if stop_after is not None and len(writes) == stop_after:
+                raise _Interrupted
+            writes.append((state.epoch, state.step))
+        return save_checkpoint(path, state)
+
+    monkeypatch.setattr(fgad.engine.trainer, "save_checkpoint", recording)
+    return writes
+
+
+@pytest.fixture(scope="module")
+def stepped_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple[int, int]], list[str]]:
+    """7 epochs of 3 steps, ``last.pt`` due every 4 steps, with the progress bar and summary on:
+    the ``last.pt`` writes and every warning the run raised."""
+    config = tiny_config(
+        tmp_path_factory.mktemp("stepped") / "run", max_steps=21, checkpoint_every_steps=4, val_every=3
+    )
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        writes = _record_last_writes(mp)
+        fit(config, progress=True)
+    return writes, [f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})" for w in caught]
+
+
+def test_short_training_run_emits_no_warnings(stepped_run: tuple[list[tuple[int, int]], list[str]]) -> None:
+    assert stepped_run[1] == []
+
+
+def test_last_checkpoint_waits_for_checkpoint_every_steps(
+    stepped_run: tuple[list[tuple[int, int]], list[str]],
+) -> None:
+    # At least 4 steps since the last write: after epochs 2, 4 and 6, and always after the last one.
+    assert stepped_run[0] == [(2, 6), (4, 12), (6, 18), (7, 21)]
+
+
+@pytest.mark.parametrize(
+    ("every", "every_steps", "epochs"),
+    [
+        (1, None, [1, 2, 3, 4, 5, 6, 7]),  # the meaning before checkpoint_every_steps existed
+        (3, None, [3, 6, 7]),
+        (1, 3, [1, 2, 3, 4, 5, 6, 7]),
+        (1, 4, [2, 4, 6, 7]),
+        (3, 4, [3, 6, 7]),
+        (1, 7, [3, 6, 7]),
+        (2, 7, [3, 6, 7]),
+        (1, 100, [7]),
+    ],
+)
+def test_checkpoint_schedule(every: int, every_steps: int | None, epochs: list[int]) -> None:
+    from fgad.engine.trainer import _checkpoint_due, _Loop
+
+    config = TrainConfig(checkpoint_every=every, checkpoint_every_steps=every_steps)
+    loop, written = _Loop(), []
+    for epoch in range(1, 8):  # 7 epochs of 3 optimizer steps
+        loop.epoch, loop.step = epoch, 3 * epoch
+        if epoch == 7 or _checkpoint_due(config, loop):
+            written.append(epoch)
+            loop.saved_epoch, loop.saved_step = loop.epoch, loop.step
+    assert written == epochs
+
+
+def test_run_from_before_checkpoint_every_steps_resumes_with_epoch_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "old"
+    writes = _record_last_writes(monkeypatch, stop_after=2)
+    with pytest.raises(_Interrupted):
+        fit(tiny_config(run, max_steps=12, checkpoint_every_steps=None), progress=False)
+    assert writes == [(1, 3), (2, 6)]
+    # The run folder as an fgad without the field wrote it: no such key in config.json or last.pt.
+    run_file = json.loads((run / "config.json").read_text())
+    del run_file["config"]["checkpoint_every_steps"]
+    (run / "config.json").write_text(json.dumps(run_file, indent=2))
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    del state.config["checkpoint_every_steps"]
+    save_checkpoint(run / "checkpoints" / "last.pt", state)
+
+    config = TrainConfig.from_json(run / "config.json")  # what `fgad train --resume` starts from
+    assert config.checkpoint_every_steps is None
+    writes = _record_last_writes(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the saved config is the same: no "ignoring changed field(s)"
+        fit(config, resume=True, progress=False)
+    assert writes == [(3, 9), (4, 12)]  # every epoch, not only at the end (the new default)
+    assert [r["epoch"] for r in read_log(run)] == ["1", "2", "3", "4"]
 
 
 def test_validation_score() -> None:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fgad.data import DEMO_CATEGORY, demo_root
-from fgad.engine import load_checkpoint
+from fgad.engine import get_preset, load_checkpoint
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 
@@ -22,12 +22,22 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs PO
 STEPS = 30
 
 
-def train_argv(output: Path, *extra: str) -> list[str]:
+def per_epoch_config(folder: Path) -> Path:
+    """The ``paper`` preset (the CLI's default) with ``last.pt`` written at every epoch end (3 steps),
+    so that the run can be killed between two checkpoints (at the default of 100 steps a 30-step run
+    writes it only at its end)."""
+    path = folder / "per_epoch.json"
+    get_preset("paper", checkpoint_every_steps=3).to_json(path)
+    return path
+
+
+def train_argv(output: Path, config: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
         "fgad.cli",
         "train",
+        "--config", os.fspath(config),
         "--dataset", "mvtec",
         "--root", os.fspath(demo_root().parent),
         "--category", DEMO_CATEGORY,
@@ -59,7 +69,10 @@ def read_epochs(run: Path) -> list[int]:
 
 def test_sigkilled_run_resumes_and_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     killed_run = tmp_path / "killed"
-    proc = subprocess.Popen(train_argv(killed_run), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    config = per_epoch_config(tmp_path)
+    proc = subprocess.Popen(
+        train_argv(killed_run, config), env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     last = killed_run / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 120
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -72,7 +85,7 @@ def test_sigkilled_run_resumes_and_matches_an_uninterrupted_run(tmp_path: Path) 
     assert 1 <= saved.epoch < STEPS // 3 and saved.step == 3 * saved.epoch
 
     resumed = subprocess.run(
-        train_argv(killed_run, "--resume"), env=env(), capture_output=True, text=True, timeout=300
+        train_argv(killed_run, config, "--resume"), env=env(), capture_output=True, text=True, timeout=300
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming {killed_run} from epoch " in resumed.stderr
@@ -82,7 +95,9 @@ def test_sigkilled_run_resumes_and_matches_an_uninterrupted_run(tmp_path: Path) 
     assert (final.epoch, final.step) == (STEPS // 3, STEPS)
 
     clean_run = tmp_path / "clean"
-    clean = subprocess.run(train_argv(clean_run), env=env(), capture_output=True, text=True, timeout=300)
+    clean = subprocess.run(
+        train_argv(clean_run, config), env=env(), capture_output=True, text=True, timeout=300
+    )
     assert clean.returncode == 0, clean.stderr[-3000:]
     reference = load_checkpoint(clean_run / "checkpoints" / "last.pt")
     # Bit-exact on the CPU: same data order, synthesis stream, optimizer and scheduler state.

@@ -5,7 +5,8 @@ Run directory layout (``config.output``)::
     config.json            {"config": TrainConfig dict, "calibration": {...} | null, "validation": ...}
     log.csv                one row per epoch: losses, learning rate, validation metrics
     tensorboard/           TensorBoard events (only when the tensorboard package is installed)
-    checkpoints/last.pt    full training state, every ``checkpoint_every`` epochs and at the end
+    checkpoints/last.pt    full training state: at epoch ends as TrainConfig.checkpoint_every(_steps) say,
+                           and at the end
     checkpoints/best.pt    weights with the best validation score
     model/                 final weights (fgad.models.save_pretrained: model.safetensors + config.json)
 """
@@ -21,7 +22,7 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +325,8 @@ def fit(
         and weights, and a run resumed from a checkpoint ends with the same weights as an
         uninterrupted one (another thread count changes the order of floating-point sums, so its
         run differs after a few steps).
+        ``checkpoints/last.pt`` is written at epoch ends (see ``TrainConfig.checkpoint_every`` and
+        ``checkpoint_every_steps``) and after the last epoch; a resumed run continues exactly.
         Validation (rank 0, every ``validation_interval`` epochs and after the last one) uses only
         the held-back good training images and their synthetic anomalies; the checkpoint with the
         best :func:`validation_score` is ``checkpoints/best.pt``.
@@ -341,52 +344,180 @@ def fit(
         dist_utils.cleanup()
 
 
+@dataclass
+class _Run:
+    """The run being trained: its config (the saved one when resuming), processes, folder and the
+    checkpoint it resumes from (None for a fresh start)."""
+
+    config: TrainConfig
+    info: dist_utils.DistInfo
+    dir: Path
+    state: TrainState | None
+
+    @property
+    def last_path(self) -> Path:
+        return self.dir / CHECKPOINT_DIR / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.dir / CHECKPOINT_DIR / "best.pt"
+
+
+@dataclass
+class _Data:
+    """The training data and the run's length in optimizer steps and epochs."""
+
+    train_set: Any
+    val_set: Any
+    sampler: DistributedSampler[Any]
+    loader: DataLoader[Any]
+    textures: torch.Tensor | None
+    steps_per_epoch: int
+    total_steps: int
+    total_epochs: int
+    val_interval: int
+
+
+@dataclass
+class _Parts:
+    """What a training step uses: the model (bare and as trained, e.g. DDP-wrapped), the anomaly
+    synthesizer with its textures / sources and its generator, the loss and the optimisation."""
+
+    model: nn.Module
+    train_model: nn.Module
+    synth: Any
+    synth_textures: Any
+    generator: torch.Generator
+    foreground_cache: Any
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.MultiStepLR
+    validation: ValidationSet | None
+    device: torch.device
+    amp: bool
+    channels_last: bool
+
+    @torch.no_grad()
+    def synthesize(self, batch: dict[str, Any], images: torch.Tensor) -> Any:
+        """The batch with synthetic anomalies (``image``, ``mask``, ``target``)."""
+        known = _known_foreground(batch, images, self.synth, self.foreground_cache)
+        return self.synth(images, self.synth_textures, generator=self.generator, foreground=known)
+
+    def forward(self, inputs: torch.Tensor) -> Any:
+        """The model's output for a training batch (memory format and autocast as configured)."""
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.amp):
+            return self.train_model(inputs)
+
+
+@dataclass
+class _Loop:
+    """The epoch loop's counters: what a checkpoint restores, and when ``last.pt`` was last written."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed optimizer steps
+    best_score: float | None = None
+    saved_epoch: int = 0  # epoch and step of the last ``last.pt`` (or of the run's start)
+    saved_step: int = 0
+    losses: dict[str, float] = field(default_factory=dict)  # mean losses of the last epoch
+
+
+class _EpochLosses:
+    """The loss terms summed over an epoch on the device (no host sync per step) and the progress bar."""
+
+    def __init__(self, info: dist_utils.DistInfo, bar: Any, show: bool, epoch: int) -> None:
+        self.sums = torch.zeros(1 + len(LOSS_PARTS), device=info.device, dtype=torch.float64)
+        self.count = 0
+        self.info, self.bar, self.show, self.epoch = info, bar, show, epoch
+
+    def log(self, loss: Any, step: int) -> None:
+        values = torch.stack([loss.total.detach(), *(loss.parts[k].detach() for k in LOSS_PARTS)])
+        self.sums += values.to(torch.float64)
+        self.count += 1
+        self.bar.update(1)
+        if self.show and (self.count == 1 or step % 10 == 0):
+            self.bar.set_postfix(epoch=self.epoch + 1, loss=f"{float(values[0]):.4f}", refresh=False)
+
+    def means(self) -> dict[str, float]:
+        """Mean of every term over the epoch's steps of all processes."""
+        if self.info.distributed:
+            counts = torch.tensor([float(self.count)], device=self.sums.device, dtype=torch.float64)
+            torch.distributed.all_reduce(self.sums)
+            torch.distributed.all_reduce(counts)
+            means = (self.sums / counts.clamp_min(1)).tolist()
+        else:
+            means = (self.sums / max(self.count, 1)).tolist()
+        return dict(zip(("loss", *LOSS_PARTS), means, strict=True))
+
+
 def _fit(
     config: TrainConfig, info: dist_utils.DistInfo, *, resume: bool, overwrite: bool, progress: bool
 ) -> Path:
-    from fgad.data import TextureFolder, to_float
-    from fgad.losses import FGADLoss
-    from fgad.models import create_model
-    from fgad.models.init import init_weights_
-
     started = time.perf_counter()
-    device = info.device
-    run_dir = Path(config.output)
-    ckpt_dir = run_dir / CHECKPOINT_DIR
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    run = _resolve_run(config, info, resume=resume, overwrite=overwrite)
+    _seed_everything(run.config.seed)
+    data = _build_data(run)
+    parts = _build_parts(run, data)
+    loop = _restore(run, parts)
+    parts.train_model = _distributed(parts.model, info)
+    logger = _open_log(run, parts, loop)
+    show = progress and info.is_main
+    bar = _progress(data.total_steps, loop.step, show)
+    try:
+        with _range_checks(parts.device):
+            for epoch in range(loop.epoch, data.total_epochs):
+                if loop.step >= data.total_steps:
+                    break
+                epoch_start = time.perf_counter()
+                loop.losses = _train_epoch(parts, data, loop, epoch, _EpochLosses(info, bar, show, epoch))
+                loop.epoch = epoch + 1
+                _end_epoch(run, data, parts, loop, logger, epoch_start)
+    finally:
+        bar.close()
+        if logger is not None:
+            logger.close()
+    _finish(run, data, parts, loop, progress=progress, started=started)
+    return run.dir
 
-    # -- resume / overwrite decision (every rank reads the same file system) --------------------
-    state: TrainState | None = None
-    if last_path.is_file():
+
+def _resolve_run(config: TrainConfig, info: dist_utils.DistInfo, *, resume: bool, overwrite: bool) -> _Run:
+    """Resume, refuse or start again (every rank reads the same file system)."""
+    run = _Run(config, info, Path(config.output), None)
+    if run.last_path.is_file():
         if resume:
-            state = load_checkpoint(last_path)
-            saved = TrainConfig.from_dict(state.config)
+            run.state = load_checkpoint(run.last_path)
+            saved = TrainConfig.from_dict(run.state.config)
             keep = {"device": config.device, "num_workers": config.num_workers, "output": config.output}
             diff = sorted(
                 k for k, v in config.to_dict().items() if k not in keep and saved.to_dict().get(k) != v
             )
             if diff and info.is_main:
                 warnings.warn(
-                    f"resuming {run_dir} with its saved config; ignoring changed field(s) {diff}",
-                    stacklevel=3,
+                    f"resuming {run.dir} with its saved config; ignoring changed field(s) {diff}",
+                    stacklevel=4,
                 )
-            config = saved.replace(**keep)
+            run.config = saved.replace(**keep)
         elif not overwrite:
             raise FileExistsError(
-                f"{run_dir} already holds a training checkpoint ({last_path}); pass resume=True (--resume) "
-                "to continue it or overwrite=True (--overwrite) to start again"
+                f"{run.dir} already holds a training checkpoint ({run.last_path}); pass resume=True "
+                "(--resume) to continue it or overwrite=True (--overwrite) to start again"
             )
-    if state is None and info.is_main and overwrite:
-        for stale in (ckpt_dir, run_dir / MODEL_DIR, run_dir / "log.csv"):
+    if run.state is None and info.is_main and overwrite:
+        for stale in (run.dir / CHECKPOINT_DIR, run.dir / MODEL_DIR, run.dir / "log.csv"):
             if stale.is_dir():
                 shutil.rmtree(stale)
             elif stale.exists():
                 stale.unlink()
     dist_utils.barrier(info)
+    return run
 
-    _seed_everything(config.seed)
 
-    # -- data -----------------------------------------------------------------------------------
+def _build_data(run: _Run) -> _Data:
+    """Training / validation split, the sharded shuffled loader and the texture bank."""
+    from fgad.data import TextureFolder
+
+    config, info = run.config, run.info
     full = make_dataset(config.dataset, config.root, config.category, "train", config.image_size)
     if len(full) == 0:
         raise ValueError(f"no training images found for {config.dataset!r} at {config.root!r}")
@@ -411,34 +542,47 @@ def _fit(
         batch_size=config.batch_size,
         sampler=sampler,
         num_workers=config.num_workers,
-        pin_memory=device.type == "cuda",
+        pin_memory=info.device.type == "cuda",
         drop_last=True,
         persistent_workers=config.num_workers > 0,
         generator=loader_gen,
     )
     steps_per_epoch = len(loader)
-    total_steps = config.total_steps(steps_per_epoch)
-    total_epochs = config.total_epochs(steps_per_epoch)
-    val_interval = config.validation_interval(steps_per_epoch)
-
     textures = None
     if config.textures is not None:
-        textures = TextureFolder(config.textures, image_size=config.image_size).load(device=device)
+        textures = TextureFolder(config.textures, image_size=config.image_size).load(device=info.device)
+    return _Data(
+        train_set=train_set,
+        val_set=val_set,
+        sampler=sampler,
+        loader=loader,
+        textures=textures,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=config.total_steps(steps_per_epoch),
+        total_epochs=config.total_epochs(steps_per_epoch),
+        val_interval=config.validation_interval(steps_per_epoch),
+    )
 
-    # -- model, loss, optimisation --------------------------------------------------------------
+
+def _build_parts(run: _Run, data: _Data) -> _Parts:
+    """Model (seeded initialisation), loss, synthesizer, optimizer, scheduler, synthesis generator and
+    the fixed validation set, in this order (the order the random streams are drawn in)."""
+    from fgad.losses import FGADLoss
+    from fgad.models import create_model
+    from fgad.models.init import init_weights_
+
+    config, info, device = run.config, run.info, run.info.device
     torch.manual_seed(config.seed)
     model = init_weights_(create_model(config.model, **config.model_kwargs), config.init).to(device)
     channels_last = config.channels_last and device.type == "cuda"
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    amp = config.amp and device.type == "cuda"
     criterion = module_to(FGADLoss(ssim_weight=config.ssim_weight, focal_gamma=config.focal_gamma), device)
-    synth = module_to(make_synthesizer(config), device)
-    sources = source_bank(train_set, device) if reads_sources(synth) else None
-    synth_textures = synthesis_textures(synth, textures, sources)
+    synth: Any = module_to(make_synthesizer(config), device)
+    sources = source_bank(data.train_set, device) if reads_sources(synth) else None
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=config.milestone_steps(steps_per_epoch), gamma=config.lr_gamma
+        optimizer, milestones=config.milestone_steps(data.steps_per_epoch), gamma=config.lr_gamma
     )
     generator = torch.Generator(device=device)
     generator.manual_seed(synthesis_seed(config.seed, info.rank))
@@ -447,156 +591,182 @@ def _fit(
         from fgad.augment import ForegroundCache
 
         foreground_cache = ForegroundCache(synth.foreground_mask)
-
     validation = None
-    if val_set is not None and info.is_main:
-        validation = ValidationSet.build(val_set, config, device, textures, sources)
+    if data.val_set is not None and info.is_main:
+        validation = ValidationSet.build(data.val_set, config, device, data.textures, sources)
+    return _Parts(
+        model=model,
+        train_model=model,
+        synth=synth,
+        synth_textures=synthesis_textures(synth, data.textures, sources),
+        generator=generator,
+        foreground_cache=foreground_cache,
+        criterion=criterion,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        validation=validation,
+        device=device,
+        amp=config.amp and device.type == "cuda",
+        channels_last=channels_last,
+    )
 
-    start_epoch, step, best_score = 0, 0, None
-    if state is not None:
-        model.load_state_dict(state.model)
-        optimizer.load_state_dict(state.optimizer)
-        scheduler.load_state_dict(state.scheduler)
-        start_epoch, step, best_score = state.epoch, state.step, state.best_score
+
+def _restore(run: _Run, parts: _Parts) -> _Loop:
+    """Load the resumed checkpoint into the parts and the random states; the loop's counters."""
+    state, info = run.state, run.info
+    if state is None:
+        return _Loop()
+    parts.model.load_state_dict(state.model)
+    parts.optimizer.load_state_dict(state.optimizer)
+    parts.scheduler.load_state_dict(state.scheduler)
+    if info.is_main:
+        print(f"fgad: resuming {run.dir} from epoch {state.epoch} (step {state.step})", file=sys.stderr)
+    restore_rng_state(state.rng)
+    if len(state.synthesis_rng) == info.world_size:
+        parts.generator.set_state(state.synthesis_rng[info.rank])
+    else:
         if info.is_main:
-            print(f"fgad: resuming {run_dir} from epoch {start_epoch} (step {step})", file=sys.stderr)
-        restore_rng_state(state.rng)
-        if len(state.synthesis_rng) == info.world_size:
-            generator.set_state(state.synthesis_rng[info.rank])
-        else:
-            if info.is_main:
-                warnings.warn(
-                    f"checkpoint was written by {len(state.synthesis_rng)} process(es), this run has "
-                    f"{info.world_size}; synthesis generators are re-seeded from (seed, rank, epoch)",
-                    stacklevel=3,
-                )
-            generator.manual_seed(synthesis_seed(config.seed + start_epoch, info.rank))
-    train_model: nn.Module = model
-    if info.distributed:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+            warnings.warn(
+                f"checkpoint was written by {len(state.synthesis_rng)} process(es), this run has "
+                f"{info.world_size}; synthesis generators are re-seeded from (seed, rank, epoch)",
+                stacklevel=4,
+            )
+        parts.generator.manual_seed(synthesis_seed(run.config.seed + state.epoch, info.rank))
+    return _Loop(state.epoch, state.step, state.best_score, saved_epoch=state.epoch, saved_step=state.step)
 
-    logger = None
+
+def _distributed(model: nn.Module, info: dist_utils.DistInfo) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel under torchrun, else ``model`` itself."""
+    if not info.distributed:
+        return model
+    device = info.device
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None
+    )
+
+
+def _open_log(run: _Run, parts: _Parts, loop: _Loop) -> EpochLogger | None:
+    """Rank 0: the run folder, a fresh run's ``config.json`` and the per-epoch log; None elsewhere."""
+    if not run.info.is_main:
+        return None
+    run.dir.mkdir(parents=True, exist_ok=True)
+    if run.state is None:
+        _write_run_file(run.dir, run.config, calibration=None, validation=None)
+    columns = ["lr", "loss", *LOSS_PARTS, "seconds"]
+    if parts.validation is not None:
+        columns += ["val_image_auroc", "val_pixel_auroc", "val_pixel_ap", "val_score"]
+    return EpochLogger(run.dir, columns, resume_epoch=loop.epoch if run.state is not None else None)
+
+
+def _train_epoch(
+    parts: _Parts, data: _Data, loop: _Loop, epoch: int, losses: _EpochLosses
+) -> dict[str, float]:
+    """One pass over the loader (cut at the run's last step); the epoch's mean losses."""
+    data.sampler.set_epoch(epoch)
+    parts.train_model.train()
+    for batch in data.loader:
+        if loop.step >= data.total_steps:
+            break
+        _train_step(parts, batch, loop, losses)
+    return losses.means()
+
+
+def _train_step(parts: _Parts, batch: dict[str, Any], loop: _Loop, losses: _EpochLosses) -> None:
+    """One optimizer step: augment -> model -> loss -> backward / step -> log."""
+    from fgad.data import to_float
+
+    res = parts.synthesize(batch, to_float(batch["image"], parts.device, non_blocking=True))
+    out = parts.forward(res.image)
+    loss = parts.criterion(res.target, out.reconstruction.float(), out.logits.float(), res.mask)
+    parts.optimizer.zero_grad(set_to_none=True)
+    loss.total.backward()
+    parts.optimizer.step()
+    parts.scheduler.step()
+    loop.step += 1
+    losses.log(loss, loop.step)
+
+
+def _end_epoch(
+    run: _Run, data: _Data, parts: _Parts, loop: _Loop, logger: EpochLogger | None, start: float
+) -> None:
+    """After an epoch: validation (and ``best.pt``), the log row, ``last.pt`` when due."""
+    config, info = run.config, run.info
+    final = loop.epoch == data.total_epochs or loop.step >= data.total_steps
+    metrics = None
+    if parts.validation is not None and (loop.epoch % data.val_interval == 0 or final):
+        metrics = _validate(parts.model, parts.validation, config.batch_size, parts.amp)
+        if loop.best_score is None or metrics["score"] > loop.best_score:
+            loop.best_score = metrics["score"]
+            save_checkpoint(run.best_path, _train_state(run, parts, loop, extra={"validation": metrics}))
+    due = final or _checkpoint_due(config, loop)  # the same on every rank: a collective may depend on it
+    synthesis_states = dist_utils.all_gather_objects(info, parts.generator.get_state()) if due else None
+    if logger is not None:
+        row: dict[str, Any] = {"lr": parts.optimizer.param_groups[0]["lr"], **loop.losses}
+        row["seconds"] = round(time.perf_counter() - start, 3)
+        if parts.validation is not None:
+            for key in ("image_auroc", "pixel_auroc", "pixel_ap", "score"):
+                row[f"val_{key}"] = None if metrics is None else metrics.get(key)
+        logger.log(loop.epoch, loop.step, row)
+        if synthesis_states is not None:
+            extra = {"validation": metrics, "losses": loop.losses}
+            save_checkpoint(run.last_path, _train_state(run, parts, loop, synthesis_states, extra=extra))
+    if due:
+        loop.saved_epoch, loop.saved_step = loop.epoch, loop.step
+    dist_utils.barrier(info)
+
+
+def _checkpoint_due(config: TrainConfig, loop: _Loop) -> bool:
+    """Whether ``last.pt`` is written at this epoch end (before the last one): once at least
+    ``checkpoint_every`` epochs and ``checkpoint_every_steps`` optimizer steps (when not None) have
+    passed since the last write or the run's start."""
+    if loop.epoch - loop.saved_epoch < config.checkpoint_every:
+        return False
+    every_steps = config.checkpoint_every_steps
+    return every_steps is None or loop.step - loop.saved_step >= every_steps
+
+
+def _train_state(
+    run: _Run,
+    parts: _Parts,
+    loop: _Loop,
+    synthesis_states: list[Any] | None = None,
+    *,
+    extra: dict[str, Any],
+) -> TrainState:
+    """The checkpoint of the current state. With ``synthesis_states`` (every rank's synthesis
+    generator) it is a full, resumable state (``last.pt``); without, the weights, counters and score
+    only (``best.pt``)."""
+    full = synthesis_states is not None
+    return TrainState(
+        model=parts.model.state_dict(),
+        optimizer=parts.optimizer.state_dict() if full else {},
+        scheduler=parts.scheduler.state_dict() if full else {},
+        epoch=loop.epoch,
+        step=loop.step,
+        rng=capture_rng_state() if full else {},
+        synthesis_rng=list(synthesis_states or []),
+        best_score=loop.best_score,
+        config=run.config.to_dict(),
+        model_config=dict(getattr(parts.model, "config", {})),
+        extra=extra,
+    )
+
+
+def _finish(run: _Run, data: _Data, parts: _Parts, loop: _Loop, *, progress: bool, started: float) -> None:
+    """Rank 0: the final weights (best or last) to ``model/``, the decision threshold and final
+    validation to ``config.json``, and the summary table."""
+    config, info = run.config, run.info
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if state is None:
-            _write_run_file(run_dir, config, calibration=None, validation=None)
-        columns = ["lr", "loss", *LOSS_PARTS, "seconds"]
-        if validation is not None:
-            columns += ["val_image_auroc", "val_pixel_auroc", "val_pixel_ap", "val_score"]
-        logger = EpochLogger(run_dir, columns, resume_epoch=start_epoch if state is not None else None)
-
-    show = progress and info.is_main
-    bar = _progress(total_steps, step, show)
-    last_losses: dict[str, float] = {}
-    try:
-        with _range_checks(device):
-            for epoch in range(start_epoch, total_epochs):
-                if step >= total_steps:
-                    break
-                epoch_start = time.perf_counter()
-                sampler.set_epoch(epoch)
-                train_model.train()
-                sums = torch.zeros(1 + len(LOSS_PARTS), device=device, dtype=torch.float64)
-                count = 0
-                for batch in loader:
-                    if step >= total_steps:
-                        break
-                    images = to_float(batch["image"], device, non_blocking=True)
-                    with torch.no_grad():
-                        known = _known_foreground(batch, images, synth, foreground_cache)
-                        res = synth(images, synth_textures, generator=generator, foreground=known)
-                    inputs = res.image
-                    if channels_last:
-                        inputs = inputs.contiguous(memory_format=torch.channels_last)
-                    with autocast(device, amp):
-                        out = train_model(inputs)
-                    loss = criterion(res.target, out.reconstruction.float(), out.logits.float(), res.mask)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.total.backward()
-                    optimizer.step()
-                    scheduler.step()
-                    step += 1
-                    count += 1
-                    parts = torch.stack([loss.total.detach(), *(loss.parts[k].detach() for k in LOSS_PARTS)])
-                    sums += parts.to(torch.float64)
-                    bar.update(1)
-                    if show and (count == 1 or step % 10 == 0):
-                        bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.total):.4f}", refresh=False)
-                if info.distributed:
-                    counts = torch.tensor([float(count)], device=device, dtype=torch.float64)
-                    torch.distributed.all_reduce(sums)
-                    torch.distributed.all_reduce(counts)
-                    means = (sums / counts.clamp_min(1)).tolist()
-                else:
-                    means = (sums / max(count, 1)).tolist()
-                last_losses = dict(zip(("loss", *LOSS_PARTS), means, strict=True))
-                completed = epoch + 1
-                final_epoch = completed == total_epochs or step >= total_steps
-
-                val_metrics = None
-                if validation is not None and (completed % val_interval == 0 or final_epoch):
-                    val_metrics = _validate(model, validation, config.batch_size, amp)
-                    if best_score is None or val_metrics["score"] > best_score:
-                        best_score = val_metrics["score"]
-                        save_checkpoint(
-                            best_path,
-                            TrainState(
-                                model=model.state_dict(),
-                                optimizer={},
-                                scheduler={},
-                                epoch=completed,
-                                step=step,
-                                best_score=best_score,
-                                config=config.to_dict(),
-                                model_config=dict(getattr(model, "config", {})),
-                                extra={"validation": val_metrics},
-                            ),
-                        )
-                synthesis_states = dist_utils.all_gather_objects(info, generator.get_state())
-                if info.is_main:
-                    assert logger is not None
-                    row: dict[str, Any] = {"lr": optimizer.param_groups[0]["lr"], **last_losses}
-                    row["seconds"] = round(time.perf_counter() - epoch_start, 3)
-                    if validation is not None:
-                        for key in ("image_auroc", "pixel_auroc", "pixel_ap", "score"):
-                            row[f"val_{key}"] = None if val_metrics is None else val_metrics.get(key)
-                    logger.log(completed, step, row)
-                    if completed % config.checkpoint_every == 0 or final_epoch:
-                        save_checkpoint(
-                            last_path,
-                            TrainState(
-                                model=model.state_dict(),
-                                optimizer=optimizer.state_dict(),
-                                scheduler=scheduler.state_dict(),
-                                epoch=completed,
-                                step=step,
-                                rng=capture_rng_state(),
-                                synthesis_rng=list(synthesis_states),
-                                best_score=best_score,
-                                config=config.to_dict(),
-                                model_config=dict(getattr(model, "config", {})),
-                                extra={"validation": val_metrics, "losses": last_losses},
-                            ),
-                        )
-                dist_utils.barrier(info)
-    finally:
-        bar.close()
-        if logger is not None:
-            logger.close()
-
-    # -- final weights, threshold, summary (rank 0) ----------------------------------------------
-    if info.is_main:
+        model, amp = parts.model, parts.amp
         chosen = "last"
-        if config.final_weights == "best" and best_path.is_file():
-            model.load_state_dict(load_checkpoint(best_path).model)
+        if config.final_weights == "best" and run.best_path.is_file():
+            model.load_state_dict(load_checkpoint(run.best_path).model)
             chosen = "best"
         model.eval()
         calibration = None
         final_val = None
-        if validation is not None:
-            scores, _ = predict_batches(model, validation.good, config.batch_size, amp)
+        if parts.validation is not None:
+            scores, _ = predict_batches(model, parts.validation.good, config.batch_size, amp)
             calibration = {
                 "threshold": calibrate_threshold(scores, config.threshold_quantile),
                 "quantile": config.threshold_quantile,
@@ -604,25 +774,25 @@ def _fit(
                 "scores": [float(s) for s in scores.cpu()],
                 "method": "quantile of the final model's image scores on the held-back good training images",
             }
-            final_val = _validate(model, validation, config.batch_size, amp)
-        export = model.to(memory_format=torch.contiguous_format) if channels_last else model
-        _save_pretrained_atomic(export, run_dir / MODEL_DIR)
+            final_val = _validate(model, parts.validation, config.batch_size, amp)
+        export = model.to(memory_format=torch.contiguous_format) if parts.channels_last else model
+        _save_pretrained_atomic(export, run.dir / MODEL_DIR)
         _write_run_file(
-            run_dir,
+            run.dir,
             config,
             calibration=calibration,
             validation=final_val,
             final_weights=chosen,
-            steps=step,
-            epochs=total_epochs,
+            steps=loop.step,
+            epochs=data.total_epochs,
         )
         if progress:
             summary: dict[str, Any] = {
-                "run": os.fspath(run_dir),
-                "steps": step,
-                "epochs": total_epochs,
+                "run": os.fspath(run.dir),
+                "steps": loop.step,
+                "epochs": data.total_epochs,
                 "weights": chosen,
-                **{k: float(v) for k, v in last_losses.items()},
+                **{k: float(v) for k, v in loop.losses.items()},
             }
             if final_val is not None:
                 summary.update({f"val_{k}": v for k, v in final_val.items()})
@@ -631,4 +801,3 @@ def _fit(
             summary["minutes"] = (time.perf_counter() - started) / 60
             print(format_summary(summary, title="training summary"), file=sys.stderr)
     dist_utils.barrier(info)
-    return run_dir
