@@ -249,9 +249,11 @@ class CutPaste(PatchSynthesizer):
         src = pixel + each((sy - ty) * width + (sx - tx))
         mask = torch.zeros(batch * plane, dtype=images.dtype, device=flat.device)
         coef = matrix.reshape(batch, channels * channels).t()
+        # from an index into the (B, H * W) planes to one into channel 0 of the (B, C, H * W) images
+        to_image = each(sample_ids * ((channels - 1) * plane))
         if fg is not None:
             keep = fg.reshape(-1).take(pixel)
-            src, pixel = src[keep], pixel[keep]
+            src, pixel, to_image = src[keep], pixel[keep], to_image[keep]
             kept = torch.bincount(each(sample_ids)[keep], minlength=batch)
             coef = torch.repeat_interleave(coef, kept, dim=1, output_size=int(src.numel()))
             shift = torch.repeat_interleave(offset, kept, output_size=int(src.numel()))
@@ -260,13 +262,16 @@ class CutPaste(PatchSynthesizer):
             coef, shift = each(coef), each(offset)
             label = counts > 0
         mask.index_fill_(0, pixel, 1)
-        planes = [flat[:, c] for c in range(channels)]  # (B, H * W) views, read and written in place
-        values = [p.take(src).to(work) for p in planes]
+        # one read and one write of the contiguous images for all channels at once (channel c of a
+        # pixel is plane elements after channel 0)
+        by_channel = torch.arange(channels, device=flat.device).mul_(plane).view(channels, 1)
+        src_all = (src + to_image).unsqueeze(0) + by_channel
+        read = flat.reshape(-1).index_select(0, src_all.view(-1)).view(src_all.shape).to(work)
         rows_coef = [[coef[i * channels + j] for j in range(channels)] for i in range(channels)]
-        new = apply_colour(values, rows_coef, shift)
+        new = apply_colour(list(read.unbind(0)), rows_coef, shift)
         out = fresh_copy(flat)
-        for c in range(channels):
-            out[:, c].put_(pixel, new[c].to(images.dtype))
+        dst_all = (pixel + to_image).unsqueeze(0) + by_channel
+        out.view(-1).index_copy_(0, dst_all.view(-1), torch.stack(new).to(images.dtype).view(-1))
         return out.view(images.shape), mask.view(batch, 1, *images.shape[2:]), label
 
 
