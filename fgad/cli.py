@@ -121,6 +121,7 @@ _SPECIAL_TYPES: dict[str, Any] = {
     "image_size": _image_size,
     "max_steps": _optional_int,
     "val_every": _optional_int,
+    "checkpoint_every_steps": _optional_int,
     "category": _optional_str,
     "foreground": _foreground,
     "textures": _optional_str,
@@ -440,7 +441,7 @@ _DEMO_FIELDS = (
     "foreground", "cache_foreground", "anomaly_prob", "synthesizer", "synthesizer_kwargs", "textures",
     "val_fraction", "seed", "device",
     "num_workers", "amp",
-    "checkpoint_every", "final_weights",
+    "checkpoint_every", "checkpoint_every_steps", "final_weights",
 )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from fgad.augment import CutPaste, MixedSynthesizer, NaturalSyntheticAnomaly
 from fgad.cli import build_parser, config_from_args, main
 from fgad.data import demo_root
 from fgad.engine import TrainConfig, fit
+from fgad.engine.report import FIGURE_GAP, TILE_SIZE
 from fgad.engine.trainer import make_synthesizer, reads_sources, synthesis_textures
 
 DEMO_CATEGORY = demo_root().name
@@ -70,4 +71,7 @@ def test_cli_train_and_synth_take_a_synthesizer(tmp_path: Path) -> None:
     argv = ["synth", "--input", os.fspath(demo_root() / "train"), "--output", os.fspath(out), "--count", "2",
             "--image-size", "48", "--synthesizer", "nsa", "--foreground", "none"]  # fmt: skip
     assert main(argv) == 0
-    assert cv2.imread(os.fspath(out)).shape == (2 * 48, 4 * 48, 3)
+    grid = cv2.imread(os.fspath(out))
+    # two rows of titled columns image | foreground | mask | anomaly, upscaled to TILE_SIZE tiles
+    assert grid.shape[1] == 4 * TILE_SIZE + 5 * FIGURE_GAP
+    assert 2 * TILE_SIZE + 3 * FIGURE_GAP + 20 <= grid.shape[0] <= 2 * TILE_SIZE + 3 * FIGURE_GAP + 80

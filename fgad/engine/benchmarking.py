@@ -385,7 +385,8 @@ def _read_result(cell: BenchmarkCell) -> dict[str, Any] | None:
     result = json.loads(path.read_text())
     saved = TrainConfig.from_dict(result["config"]).to_dict()
     wanted = cell.config.to_dict()
-    ignore = {"device", "num_workers"}
+    # where and how often a run is saved does not change its results
+    ignore = {"device", "num_workers", "checkpoint_every", "checkpoint_every_steps"}
     diff = sorted(k for k in wanted if k not in ignore and saved.get(k) != wanted[k])
     if diff:
         raise ValueError(

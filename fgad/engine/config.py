@@ -47,9 +47,8 @@ class TrainConfig:
             (e.g. ``{"base_width": 32}``).
         init: weight initialisation before training: ``"draem"`` (DRAEM's training code:
             convolution weights N(0, 0.02), batch-norm scales N(1, 0.02); see
-            :func:`fgad.models.init.init_weights_`) or ``"torch"`` (PyTorch's defaults). At the
-            DRAEM reference budget on the bundled photos (seed 0) ``"draem"`` reached pixel AP
-            0.918 and AUPRO 0.989 against 0.871 and 0.930 with ``"torch"``.
+            :func:`fgad.models.init.init_weights_`) or ``"torch"`` (PyTorch's defaults); the
+            README's results compare the two.
         batch_size: images per optimizer step *per process* (DDP multiplies it by the world size).
         lr: Adam learning rate.
         epochs: passes over the training images; used when ``max_steps`` is None.
