@@ -352,9 +352,8 @@ def _cpu(**overrides: Any) -> TrainConfig:
 
     Why lr and anomaly_prob differ from the paper: the paper's lr 1e-4 and anomaly_prob 0.5 are
     tuned for ~35,000 steps. In 400 steps the segmenter often has not started to find the
-    foreground-restricted anomalies (which cover about a third of the area of DRAEM's): on the
-    bundled photos, seeds 0-2 at lr 1e-4 / 0.5 gave pixel AP 0.26, 0.81, 0.36; at 4e-4 / 1.0,
-    seeds 0-3 gave 0.93, 0.88, 0.75, 0.92 (one thread each).
+    foreground-restricted anomalies (which cover about a third of the area of DRAEM's); the
+    README's results section has the comparison.
     """
     base: dict[str, Any] = {
         "model": "fgad_small",
