@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -463,12 +463,7 @@ def benchmark(
     """
     data_specs = [parse_data(d) if isinstance(d, str) else d for d in data]
     variant_list = [parse_variant(v) if isinstance(v, str) else v for v in (variants or [Variant("default")])]
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
-    if threads is None:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    threads = _check_jobs_threads(jobs, threads)
     out = Path(output)
     cells = expand_grid(data_specs, variant_list, seeds, preset=preset, overrides=overrides, output=out)
     grid = {
@@ -482,24 +477,52 @@ def benchmark(
         "environment": _environment(),
     }
     atomic_write_text(out / "benchmark.json", json.dumps(grid, indent=2, default=str) + "\n")
-
-    results: dict[str, dict[str, Any]] = {}
-    todo = []
-    for cell in cells:
-        done = _read_result(cell)
-        if done is not None:
-            results[cell.key] = done
-        else:
-            todo.append(cell)
-
-    def say(text: str) -> None:
-        if progress:
-            print(f"fgad benchmark: {text}", file=sys.stderr, flush=True)
-
+    say = _say if progress else _quiet
+    results = {cell.key: done for cell in cells if (done := _read_result(cell)) is not None}
+    todo = [cell for cell in cells if cell.key not in results]
     say(
         f"{len(cells)} cells, {len(results)} done, {len(todo)} to run "
         f"({jobs} at a time, {threads} thread(s) each)"
     )
+    failed = _run_cells(cells, todo, results, out, jobs=jobs, threads=threads, say=say)
+    summary = _write_tables(out, [results[c.key] for c in cells if c.key in results])
+    summary["failed"] = failed
+    if failed:
+        say(f"{len(failed)} cell(s) failed: {failed}")
+    return summary
+
+
+def _check_jobs_threads(jobs: object, threads: object) -> int:
+    """Validate ``jobs`` and ``threads``; the threads per run (default: the cores shared by the jobs)."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    return threads
+
+
+def _say(text: str) -> None:
+    print(f"fgad benchmark: {text}", file=sys.stderr, flush=True)
+
+
+def _quiet(text: str) -> None:
+    del text
+
+
+def _run_cells(
+    cells: Sequence[BenchmarkCell],
+    todo: Sequence[BenchmarkCell],
+    results: dict[str, dict[str, Any]],
+    out: Path,
+    *,
+    jobs: int,
+    threads: int,
+    say: Callable[[str], None],
+) -> list[str]:
+    """Run the ``todo`` cells ``jobs`` at a time, adding each result to ``results`` and rewriting the
+    tables after each; the keys of the cells that failed (each reported, the others go on)."""
     failed: list[str] = []
     lock = threading.Lock()
 
@@ -515,24 +538,18 @@ def benchmark(
                 failed.append(cell.key)
             say(f"FAILED {cell.key} (see {Path(cell.config.output) / 'cell.log'})")
             return
-        with lock:
-            results[cell.key] = result
-            done = [results[c.key] for c in cells if c.key in results]
         m = result["metrics"]
         say(
             f"done {cell.key} in {result['minutes']:.1f} min: "
             + ", ".join(f"{k} {m[k]:.4f}" for k in MAIN_METRICS)
         )
         with lock:
-            _write_tables(out, done)
+            results[cell.key] = result
+            _write_tables(out, [results[c.key] for c in cells if c.key in results])
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(work, todo))
-    summary = _write_tables(out, [results[c.key] for c in cells if c.key in results])
-    summary["failed"] = failed
-    if failed:
-        say(f"{len(failed)} cell(s) failed: {failed}")
-    return summary
+    return failed
 
 
 # -- tables and the plot ------------------------------------------------------------------------------
