@@ -850,9 +850,10 @@ class ForegroundMask(nn.Module):
         self.last_filled, self.last_fallback = filled, fallback
         masks = masks | fallback.view(batch, 1, 1)
         if (grid_h, grid_w) != (height, width):
-            smooth = F.interpolate(
-                masks.unsqueeze(1).float(), (height, width), mode="bilinear", align_corners=False
-            )
+            # a 3 x 3 mean on the grid first, so that the outline follows the object's slope instead
+            # of the grid's staircase (a straight side stays where it is; corners round by a cell)
+            soft = F.avg_pool2d(masks.unsqueeze(1).float(), 3, stride=1, padding=1, count_include_pad=False)
+            smooth = F.interpolate(soft, (height, width), mode="bilinear", align_corners=False)
             return smooth > 0.5
         return masks.unsqueeze(1)
 
