@@ -228,3 +228,23 @@ def test_foreground_grid_upscales_and_labels_every_tile() -> None:
             tile = _tile(grid, top, column)
             assert (tile[:12] > 200).any() and (tile[:12].mean(axis=-1) < 100).mean() > 0.5  # dark title band
     assert (_tile(grid, G, 0)[-12:] > 200).any()  # the file name
+
+
+def test_curve_legend_areas_match_sklearn() -> None:
+    """The areas written in the curves' legends equal sklearn's AUROC and AP (ties included)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from fgad.engine.report import curve_ap, curve_auroc
+    from fgad.metrics import precision_recall_curve, roc_curve
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    scores = np.round(rng.random(400) + 0.4 * labels, 2)  # rounded: many ties
+    fpr, tpr, _ = roc_curve(scores, labels)
+    precision, recall, _ = precision_recall_curve(scores, labels)
+    assert curve_auroc(np.asarray(fpr), np.asarray(tpr)) == pytest.approx(
+        roc_auc_score(labels, scores), abs=1e-12
+    )
+    assert curve_ap(np.asarray(precision), np.asarray(recall)) == pytest.approx(
+        average_precision_score(labels, scores), abs=1e-12
+    )

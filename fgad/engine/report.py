@@ -499,7 +499,8 @@ def save_curves(
     try:
         for name, sc, lb in series:
             fpr, tpr, _ = roc_curve(sc, lb)
-            ax.plot(_np(fpr), _np(tpr), label=name)
+            fpr, tpr = _np(fpr), _np(tpr)
+            ax.plot(fpr, tpr, label=f"{name} (AUROC {curve_auroc(fpr, tpr):.3f})")
         ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
         title = f"{prefix.rstrip('_')} ROC".strip()
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
@@ -514,7 +515,8 @@ def save_curves(
     try:
         for name, sc, lb in series:
             precision, recall, _ = precision_recall_curve(sc, lb)
-            ax.plot(_np(recall), _np(precision), label=name)
+            precision, recall = _np(precision), _np(recall)
+            ax.plot(recall, precision, label=f"{name} (AP {curve_ap(precision, recall):.3f})")
         ax.set(xlabel="recall", ylabel="precision", title=f"{prefix.rstrip('_')} precision-recall".strip())
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
@@ -524,6 +526,17 @@ def save_curves(
     finally:
         plt.close(fig)
     return out
+
+
+def curve_auroc(fpr: np.ndarray, tpr: np.ndarray) -> float:
+    """Area under a ROC curve (trapezoids between its points, as ``sklearn.metrics.roc_auc_score``)."""
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+
+
+def curve_ap(precision: np.ndarray, recall: np.ndarray) -> float:
+    """Average precision of a precision-recall curve in sklearn's order (recall decreasing): the
+    precision at each recall step times the step, as ``sklearn.metrics.average_precision_score``."""
+    return float(-np.sum(np.diff(recall) * precision[:-1]))
 
 
 def _np(x: torch.Tensor | np.ndarray) -> np.ndarray:
