@@ -130,6 +130,21 @@ def apply_colour(values: list[torch.Tensor], matrix: list[list[torch.Tensor]], o
     return out
 
 
+def apply_colour_into(
+    out: torch.Tensor, values: torch.Tensor, matrix: list[list[torch.Tensor]], offset: torch.Tensor
+) -> torch.Tensor:
+    """:func:`apply_colour` of (C, N) ``values`` with (N,) coefficients and offsets, written into the
+    (C, N) ``out`` with one scratch row: the same operations in the same order (the same values),
+    without a fresh buffer per operation (on the CPU a large one costs page faults)."""
+    scratch = torch.empty_like(values[0])
+    for i, row in enumerate(matrix):
+        acc = torch.mul(values[0], row[0], out=out[i])
+        for j in range(1, values.shape[0]):
+            acc.add_(torch.mul(values[j], row[j], out=scratch))
+        acc.add_(offset).clamp_(0.0, 1.0)
+    return out
+
+
 def coefficients(matrix: torch.Tensor, shape: tuple[int, ...]) -> list[list[torch.Tensor]]:
     """The entries of (B, C, C) matrices as nested lists of tensors viewed to ``shape``."""
     channels = matrix.shape[1]

@@ -12,6 +12,7 @@ from ._params import ParamsMixin
 from ._patch import (
     PatchSynthesizer,
     apply_colour,
+    apply_colour_into,
     bilinear,
     coefficients,
     colour_map,
@@ -268,10 +269,10 @@ class CutPaste(PatchSynthesizer):
         src_all = (src + to_image).unsqueeze(0) + by_channel
         read = flat.reshape(-1).index_select(0, src_all.view(-1)).view(src_all.shape).to(work)
         rows_coef = [[coef[i * channels + j] for j in range(channels)] for i in range(channels)]
-        new = apply_colour(list(read.unbind(0)), rows_coef, shift)
+        new = apply_colour_into(torch.empty_like(read), read, rows_coef, shift)
         out = fresh_copy(flat)
         dst_all = (pixel + to_image).unsqueeze(0) + by_channel
-        out.view(-1).index_copy_(0, dst_all.view(-1), torch.stack(new).to(images.dtype).view(-1))
+        out.view(-1).index_copy_(0, dst_all.view(-1), new.to(images.dtype).view(-1))
         return out.view(images.shape), mask.view(batch, 1, *images.shape[2:]), label
 
 
