@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from fgad.augment import ForegroundMask, gray_levels, otsu_threshold
+from fgad.augment._buffers import _any_true, _count_true
 from fgad.augment.foreground import (
-    _any_true,
     _close,
-    _count_true,
     _dilate,
     _erode,
     _flip_rows,

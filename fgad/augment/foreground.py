@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._checks import as_batch, check_image
-from ._buffers import _any_true as _any_true  # re-exported: tests import it from here
 from ._buffers import _count_true
 from ._cues import CUES, GRAY_CUES
 
