@@ -235,26 +235,32 @@ class CutPaste(PatchSynthesizer):
         width = images.shape[-1]
         counts = h * w * on
         total = int(counts.sum())
+        # int32 index arithmetic where every index fits (half the memory traffic of int64)
+        index_type = torch.int32 if flat.numel() < 2**31 else torch.int64
 
         def each(values: torch.Tensor) -> torch.Tensor:  # per-sample values, once per pixel
             return torch.repeat_interleave(values, counts, dim=-1, output_size=total)
 
+        def each_index(values: torch.Tensor) -> torch.Tensor:
+            return each(values.to(index_type))
+
         start = counts.cumsum(0) - counts
-        local = torch.arange(total, device=flat.device) - each(start)
-        wide = each(w)
-        row = local // wide
-        offset_in_plane = row * width + (local - row * wide)  # from the pasted rectangle's corner
+        local = torch.arange(total, device=flat.device, dtype=index_type).sub_(each_index(start))
+        wide = each_index(w)
+        row = torch.div(local, wide, rounding_mode="floor")
+        # from the pasted rectangle's corner: row * width + column, column = local - row * wide
+        corner_offset = local.sub_(row * wide).add_(row.mul_(width))
         sample_ids = torch.arange(batch, device=flat.device)
-        # index of each pasted pixel in the (B, H * W) planes, and of its source pixel
-        pixel = each(sample_ids * plane + ty * width + tx) + offset_in_plane
-        src = pixel + each((sy - ty) * width + (sx - tx))
+        # index of each pasted pixel in the (B, H * W) planes (the mask), in channel 0 of the
+        # (B, C, H * W) images, and of its source pixel there
+        pixel = each_index(sample_ids * plane + ty * width + tx).add_(corner_offset)
+        dst = pixel + each_index(sample_ids * ((channels - 1) * plane))
+        src = dst + each_index((sy - ty) * width + (sx - tx))
         mask = torch.zeros(batch * plane, dtype=images.dtype, device=flat.device)
         coef = matrix.reshape(batch, channels * channels).t()
-        # from an index into the (B, H * W) planes to one into channel 0 of the (B, C, H * W) images
-        to_image = each(sample_ids * ((channels - 1) * plane))
         if fg is not None:
-            keep = fg.reshape(-1).take(pixel)
-            src, pixel, to_image = src[keep], pixel[keep], to_image[keep]
+            keep = fg.reshape(-1).index_select(0, pixel)
+            src, pixel, dst = src[keep], pixel[keep], dst[keep]
             kept = torch.bincount(each(sample_ids)[keep], minlength=batch)
             coef = torch.repeat_interleave(coef, kept, dim=1, output_size=int(src.numel()))
             shift = torch.repeat_interleave(offset, kept, output_size=int(src.numel()))
@@ -262,17 +268,18 @@ class CutPaste(PatchSynthesizer):
         else:
             coef, shift = each(coef), each(offset)
             label = counts > 0
-        mask.index_fill_(0, pixel, 1)
+        mask.index_fill_(0, pixel.long(), 1)  # index_fill_ and index_copy_ take int64 indices only
         # one read and one write of the contiguous images for all channels at once (channel c of a
         # pixel is plane elements after channel 0)
-        by_channel = torch.arange(channels, device=flat.device).mul_(plane).view(channels, 1)
-        src_all = (src + to_image).unsqueeze(0) + by_channel
+        by_channel = torch.arange(channels, device=flat.device, dtype=index_type).mul_(plane)
+        by_channel = by_channel.view(channels, 1)
+        src_all = src.unsqueeze(0) + by_channel
         read = flat.reshape(-1).index_select(0, src_all.view(-1)).view(src_all.shape).to(work)
         rows_coef = [[coef[i * channels + j] for j in range(channels)] for i in range(channels)]
         new = apply_colour_into(torch.empty_like(read), read, rows_coef, shift)
         out = fresh_copy(flat)
-        dst_all = (pixel + to_image).unsqueeze(0) + by_channel
-        out.view(-1).index_copy_(0, dst_all.view(-1), new.to(images.dtype).view(-1))
+        dst_all = (dst.unsqueeze(0) + by_channel).view(-1).long()
+        out.view(-1).index_copy_(0, dst_all, new.to(images.dtype).view(-1))
         return out.view(images.shape), mask.view(batch, 1, *images.shape[2:]), label
 
 
