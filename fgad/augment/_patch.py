@@ -3,8 +3,9 @@ the foreground, colour jitter and bilinear reads, all batched and free of host s
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, cast
 
 import torch
@@ -118,31 +119,30 @@ def colour_map(factors: torch.Tensor, mean: torch.Tensor, channels: int) -> tupl
     return matrix.to(torch.float32), offset
 
 
-def apply_colour(values: list[torch.Tensor], matrix: list[list[torch.Tensor]], offset: torch.Tensor) -> list:
+def apply_colour(
+    values: Sequence[torch.Tensor],
+    matrix: list[list[torch.Tensor]],
+    offset: torch.Tensor,
+    *,
+    out: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
     """``clamp(A x + t)`` channel by channel with a fixed order of operations (the same value for a
-    pixel whatever the shape it is computed in). ``values[j]`` and the coefficients broadcast."""
-    out = []
-    for row in matrix:
-        acc = values[0] * row[0]
-        for j in range(1, len(values)):
-            acc = acc + values[j] * row[j]
-        out.append((acc + offset).clamp_(0.0, 1.0))
-    return out
-
-
-def apply_colour_into(
-    out: torch.Tensor, values: torch.Tensor, matrix: list[list[torch.Tensor]], offset: torch.Tensor
-) -> torch.Tensor:
-    """:func:`apply_colour` of (C, N) ``values`` with (N,) coefficients and offsets, written into the
-    (C, N) ``out`` with one scratch row: the same operations in the same order (the same values),
-    without a fresh buffer per operation (on the CPU a large one costs page faults)."""
-    scratch = torch.empty_like(values[0])
+    pixel whatever the shape it is computed in). ``values[j]``, the coefficients and ``offset``
+    broadcast; the channels are written into ``out`` (C, *shape) when given (else a new tensor) with
+    one scratch buffer, not a fresh buffer per operation (on the CPU a large one costs page faults).
+    Returns the C channels (views of ``out``)."""
+    coefs = [c for row in matrix for c in row]
+    shape = torch.broadcast_shapes(*(v.shape for v in values), *(c.shape for c in coefs), offset.shape)
+    if out is None:
+        dtype = functools.reduce(torch.promote_types, [t.dtype for t in (*values, *coefs, offset)])
+        out = torch.empty((len(matrix), *shape), dtype=dtype, device=offset.device)
+    scratch = torch.empty(shape, dtype=out.dtype, device=out.device)
     for i, row in enumerate(matrix):
         acc = torch.mul(values[0], row[0], out=out[i])
-        for j in range(1, values.shape[0]):
+        for j in range(1, len(values)):
             acc.add_(torch.mul(values[j], row[j], out=scratch))
         acc.add_(offset).clamp_(0.0, 1.0)
-    return out
+    return list(out.unbind(0))
 
 
 def coefficients(matrix: torch.Tensor, shape: tuple[int, ...]) -> list[list[torch.Tensor]]:

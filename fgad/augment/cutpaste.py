@@ -12,7 +12,6 @@ from ._params import ParamsMixin
 from ._patch import (
     PatchSynthesizer,
     apply_colour,
-    apply_colour_into,
     bilinear,
     coefficients,
     colour_map,
@@ -276,7 +275,8 @@ class CutPaste(PatchSynthesizer):
         src_all = src.unsqueeze(0) + by_channel
         read = flat.reshape(-1).index_select(0, src_all.view(-1)).view(src_all.shape).to(work)
         rows_coef = [[coef[i * channels + j] for j in range(channels)] for i in range(channels)]
-        new = apply_colour_into(torch.empty_like(read), read, rows_coef, shift)
+        new = torch.empty_like(read)
+        apply_colour(read.unbind(0), rows_coef, shift, out=new)
         out = fresh_copy(flat)
         dst_all = (dst.unsqueeze(0) + by_channel).view(-1).long()
         out.view(-1).index_copy_(0, dst_all, new.to(images.dtype).view(-1))
