@@ -128,6 +128,11 @@ _SPECIAL_TYPES: dict[str, Any] = {
     "device": _device,
     "lr_milestones": _fractions,
 }
+#: Dict-valued TrainConfig fields given as repeatable KEY=VALUE options: option, what, help example.
+_KWARG_OPTIONS = {
+    "model_kwargs": ("--model-arg", "model", "ae_width=32, attention=null"),
+    "synthesizer_kwargs": ("--synthesizer-arg", "synthesizer", 'synthesizers=\'{"fgad": 0.5, "nsa": 0.5}\''),
+}
 _METAVARS = {"image_size": "SIZE|HxW", "lr_milestones": "F1,F2", "device": "{auto,cpu,cuda,cuda:N}"}
 
 
@@ -157,27 +162,17 @@ def _add_config_options(parser: argparse.ArgumentParser, only: Sequence[str] | N
             continue
         flag = "--" + f.name.replace("_", "-")
         text = helps.get(f.name, f.name)
-        if f.name == "model_kwargs":
+        if f.name in _KWARG_OPTIONS:
+            option, what, example = _KWARG_OPTIONS[f.name]
             group.add_argument(
-                "--model-arg",
-                dest="model_kwargs",
+                option,
+                dest=f.name,
                 action="append",
                 type=_key_value,
                 metavar="KEY=VALUE",
                 default=argparse.SUPPRESS,
-                help="model keyword argument (repeatable; VALUE parsed as JSON when it can be, e.g. "
-                "ae_width=32, attention=null): " + text,
-            )
-        elif f.name == "synthesizer_kwargs":
-            group.add_argument(
-                "--synthesizer-arg",
-                dest="synthesizer_kwargs",
-                action="append",
-                type=_key_value,
-                metavar="KEY=VALUE",
-                default=argparse.SUPPRESS,
-                help="synthesizer keyword argument (repeatable; VALUE parsed as JSON when it can be, e.g. "
-                'synthesizers=\'{"fgad": 0.5, "nsa": 0.5}\'): ' + text,
+                help=f"{what} keyword argument (repeatable; VALUE parsed as JSON when it can be, e.g. "
+                f"{example}): " + text,
             )
         elif f.type in ("bool", bool):
             group.add_argument(
