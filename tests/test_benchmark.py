@@ -17,6 +17,7 @@ from fgad.engine.benchmarking import (
     Variant,
     benchmark,
     expand_grid,
+    paired_differences,
     parse_data,
     parse_overrides,
     parse_variant,
@@ -105,6 +106,38 @@ def test_mean_and_std_on_a_fake_grid() -> None:
         in text
     )
     assert len(summary["runs"]) == 4
+
+
+def test_paired_differences_are_taken_run_by_run() -> None:
+    # max - smoothed_max_auto = 2x - 1 per run; best - last = metric / 2 per run; variants pooled
+    values = {("v", 0): 0.5, ("v", 1): 0.7, ("v", 2): 0.95, ("w", 0): 0.4}
+    results = [_fake_result("d", v, s, x) for (v, s), x in values.items()]
+    results.append(_fake_result("e", "v", 0, 0.6))
+    paired = paired_differences(results)
+    assert set(paired) == {"d", "e"} and paired["d"]["runs"] == 4
+    diffs = [2 * x - 1 for x in values.values()]
+    stat = paired["d"]["score_rules"]["max"]
+    assert math.isclose(stat["mean"], statistics.mean(diffs)) and math.isclose(
+        stat["std"], statistics.stdev(diffs)
+    )
+    assert (stat["wins"], stat["losses"], stat["n"]) == (2, 1, 4)  # 0.5 is a tie
+    assert "smoothed_max_auto" not in paired["d"]["score_rules"]
+    gap = paired["d"]["best_minus_last"]["pixel_ap"]
+    assert math.isclose(gap["mean"], statistics.mean(x / 4 for x in values.values()))
+    assert (gap["wins"], gap["losses"]) == (4, 0)
+    # the spread between runs cancels: a rule ahead by 0.01 in every run is ahead in every run
+    shifted = [
+        {**r, "score_rules": {"smoothed_max_auto": x, "max": x + 0.01}}
+        for r, x in zip(results, (0.6, 0.9, 0.7, 0.95, 0.8), strict=True)
+    ]
+    stat = paired_differences(shifted)["d"]["score_rules"]["max"]
+    assert math.isclose(stat["mean"], 0.01) and stat["std"] < 1e-12 and stat["wins"] == 4
+    text = summary_markdown(summarize(results))
+    assert "minus `smoothed_max_auto`" in text and "| e | 1 |" in text
+    # a run without both weights or without the reference rule is left out of that comparison
+    lone = [{**results[0], "weights": {"best": results[0]["metrics"]}, "score_rules": {"max": 0.5}}]
+    alone = paired_differences(lone)["d"]
+    assert alone["best_minus_last"] == {} and alone["score_rules"]["max"]["n"] == 0
 
 
 def test_benchmark_runs_resumes_and_skips_finished_cells(tmp_path: Path) -> None:

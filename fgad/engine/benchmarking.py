@@ -14,7 +14,8 @@ Output folder layout::
         cell.log               the run's stdout / stderr
     results.csv                one row per finished cell
     summary.md / .csv / .json  mean +- standard deviation per (data, variant), plus the score rules
-                               and best-vs-last tables
+                               and best-vs-last tables, and their paired differences run by run
+                               (``paired_differences``: the between-run spread cancels out)
     summary.png                every run and the mean +- std, per metric and data set
 """
 
@@ -43,6 +44,7 @@ from fgad.engine.config import TrainConfig, get_preset
 
 __all__ = [
     "MAIN_METRICS",
+    "REFERENCE_RULE",
     "SCORE_RULES",
     "BenchmarkCell",
     "DataSpec",
@@ -50,6 +52,7 @@ __all__ = [
     "benchmark",
     "expand_grid",
     "parse_data",
+    "paired_differences",
     "parse_variant",
     "summarize",
 ]
@@ -617,7 +620,63 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         }
         for r in results
     ]
-    return {"cells": cells, "runs": runs}
+    return {"cells": cells, "runs": runs, "paired": paired_differences(results)}
+
+
+#: The image-score rule that the paired comparison measures the others against (the detector's default).
+REFERENCE_RULE = "smoothed_max_auto"
+# Differences smaller than this count as ties (AUROCs of the same maps can agree to the last bit).
+_TIE = 1e-9
+
+
+def _paired(diffs: Sequence[float]) -> dict[str, float]:
+    """Mean / std / n of per-run differences, and in how many runs the difference is > 0 / < 0."""
+    vals = [float(d) for d in diffs if not math.isnan(float(d))]
+    return {
+        **_mean_std(vals),
+        "wins": sum(d > _TIE for d in vals),
+        "losses": sum(d < -_TIE for d in vals),
+    }
+
+
+def paired_differences(
+    results: Sequence[Mapping[str, Any]], reference: str = REFERENCE_RULE
+) -> dict[str, dict[str, Any]]:
+    """Per data set, comparisons made within each run (so the spread between runs cancels out).
+
+    A run's score rules are computed from the same anomaly maps and its best / last weights from the
+    same training, so their differences are paired: a rule that is ahead by 0.01 in every run is
+    ahead, even where the runs' AUROCs spread by 0.05. All variants of a data set are pooled.
+
+    Returns:
+        ``{data: {"runs": n, "score_rules": {rule: stat}, "best_minus_last": {metric: stat}}}``, each
+        stat the mean / std / n of the per-run differences (``rule - reference``, ``best - last``)
+        and ``wins`` / ``losses``: the runs where the difference is positive / negative.
+
+    Example:
+        >>> runs = [{"data": "d", "variant": "v", "seed": s,
+        ...          "score_rules": {"smoothed_max_auto": 0.80, "max": 0.80 + x}, "weights": {}}
+        ...         for s, x in ((0, 0.02), (1, 0.01), (2, -0.01))]
+        >>> stat = paired_differences(runs)["d"]["score_rules"]["max"]
+        >>> round(stat["mean"], 6), stat["wins"], stat["losses"]
+        (0.006667, 2, 1)
+    """
+    by_data: dict[str, list[Mapping[str, Any]]] = {}
+    for r in results:
+        by_data.setdefault(r["data"], []).append(r)
+    out: dict[str, dict[str, Any]] = {}
+    for data, rows in by_data.items():
+        rules = list(dict.fromkeys(k for r in rows for k in r.get("score_rules", {}) if k != reference))
+        scored = [r["score_rules"] for r in rows if reference in r.get("score_rules", {})]
+        both = [r["weights"] for r in rows if {"best", "last"} <= set(r.get("weights", {}))]
+        out[data] = {
+            "runs": len(rows),
+            "score_rules": {k: _paired([s[k] - s[reference] for s in scored if k in s]) for k in rules},
+            "best_minus_last": {m: _paired([w["best"][m] - w["last"][m] for w in both]) for m in MAIN_METRICS}
+            if both
+            else {},
+        }
+    return out
 
 
 def _pm(stat: Mapping[str, float]) -> str:
@@ -661,8 +720,52 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
                     + " | ".join(_pm(stats[k]) for k in MAIN_METRICS)
                     + " |"
                 )
+    lines += _paired_markdown(summary.get("paired", {}))
     lines += ["", "mean ± standard deviation over seeds (n - 1 in the denominator)."]
     return "\n".join(lines) + "\n"
+
+
+def _signed(stat: Mapping[str, float]) -> str:
+    if stat["n"] == 0:
+        return "-"
+    return f"{stat['mean']:+.3f} ± {stat['std']:.3f} ({stat['wins']}/{stat['losses']})"
+
+
+def _paired_markdown(paired: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The paired comparisons as Markdown lines (none when there is nothing to compare)."""
+    lines: list[str] = []
+    rules = list(dict.fromkeys(k for p in paired.values() for k in p["score_rules"]))
+    if rules:
+        lines += [
+            "",
+            f"Image AUROC of each score rule minus `{REFERENCE_RULE}`, run by run (all variants of a data "
+            "set pooled; in parentheses: runs ahead / behind):",
+            "",
+            "| data | runs | " + " | ".join(rules) + " |",
+            "|---|---|" + "---|" * len(rules),
+        ]
+        for data, p in paired.items():
+            lines.append(
+                f"| {data} | {p['runs']} | "
+                + " | ".join(_signed(p["score_rules"][k]) if k in p["score_rules"] else "-" for k in rules)
+                + " |"
+            )
+    if any(p["best_minus_last"] for p in paired.values()):
+        lines += [
+            "",
+            "Best (validation) minus last weights, run by run (in parentheses: runs ahead / behind):",
+            "",
+            "| data | runs | " + " | ".join(MAIN_METRICS) + " |",
+            "|---|---|" + "---|" * len(MAIN_METRICS),
+        ]
+        for data, p in paired.items():
+            if p["best_minus_last"]:
+                lines.append(
+                    f"| {data} | {p['best_minus_last']['pixel_ap']['n']} | "
+                    + " | ".join(_signed(p["best_minus_last"][m]) for m in MAIN_METRICS)
+                    + " |"
+                )
+    return lines
 
 
 def _csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
