@@ -295,6 +295,29 @@ def test_mixed_choice_follows_the_weights_and_paths_agree() -> None:
         assert torch.equal(alone.image[hit], rows.image[chosen][hit])
 
 
+def test_mixed_keeps_draem_unrestricted_unless_told() -> None:
+    # draem is the method without a foreground: the mixture's foreground does not turn it into fgad
+    mixed = create_synthesizer("mixed", synthesizers={"draem": 0.5, "fgad": 0.5}, foreground="otsu")
+    draem, fgad = mixed.synthesizers
+    assert draem.foreground_mask is None and fgad.foreground_mask is not None
+    assert fgad.foreground_mask.method == "otsu"
+    told = create_synthesizer(
+        "mixed", synthesizers={"draem": 1.0}, foreground="otsu", options={"draem": {"foreground": "auto"}}
+    )
+    assert told.synthesizers[0].foreground_mask.method == "auto"
+    # a dark object on a bright frame: draem's anomalies reach the frame, fgad's stay on the object
+    images = torch.full((16, 3, 64, 64), 0.9)
+    images[:, :, 16:48, 16:48] = 0.1
+    res = create_synthesizer("mixed", synthesizers={"draem": 0.5, "fgad": 0.5}, anomaly_prob=1.0)(
+        images, generator=torch.Generator().manual_seed(0)
+    )
+    frame = torch.ones(64, 64, dtype=torch.bool)
+    frame[16:48, 16:48] = False
+    outside = (res.mask[:, 0] > 0) & frame
+    chose_draem = res.params.choice == 0
+    assert bool(outside[chose_draem].any()) and not bool(outside[~chose_draem].any())
+
+
 def test_nsa_size_classes_and_one_window_agree() -> None:
     images = torch.rand(6, 3, 72, 64, generator=torch.Generator().manual_seed(6))
     bank = torch.rand(4, 3, 40, 50, generator=torch.Generator().manual_seed(7))

@@ -14,7 +14,7 @@ from .._checks import as_batch, check_image
 from ._params import sample_device
 from ._validate import check_probability, given_foreground
 from .foreground import ForegroundMask
-from .registry import create_synthesizer, register_synthesizer
+from .registry import SYNTHESIZERS, create_synthesizer, register_synthesizer
 from .synthesizer import AnomalySynthesizer, SynthesisParams, SynthesisResult
 
 __all__ = ["MixedParams", "MixedSynthesizer"]
@@ -65,7 +65,10 @@ class MixedSynthesizer(nn.Module):
         synthesizers: ``{name: weight}`` of registered synthesizers (weights > 0, normalised), e.g.
             ``{"fgad": 0.5, "cutpaste_scar": 0.25, "nsa": 0.25}``, or ``{name: module}`` pairs given
             as ``{name: (weight, module)}`` for synthesizers built by hand.
-        foreground: passed to every synthesizer built here (each applies it to its own samples).
+        foreground: passed to every synthesizer built here (each applies it to its own samples),
+            except those registered with a foreground of their own (``draem``: anywhere, its
+            definition); ``options`` can still give one. A ``foreground`` given per call restricts
+            every synthesizer.
         anomaly_prob: probability that a sample gets an anomaly (the synthesizers themselves are built
             with ``anomaly_prob=1``; the mixture decides).
         options: ``{name: {keyword: value}}``, extra arguments of the synthesizers built here.
@@ -115,9 +118,9 @@ class MixedSynthesizer(nn.Module):
                 weight, module = spec
             else:
                 weight = spec
-                module = create_synthesizer(
-                    name, **{"foreground": foreground, **options.get(name, {}), "anomaly_prob": 1.0}
-                )
+                # a method registered with its own foreground (``draem``: anywhere) keeps it
+                own = {} if "foreground" in SYNTHESIZERS.get(name).defaults else {"foreground": foreground}
+                module = create_synthesizer(name, **{**own, **options.get(name, {}), "anomaly_prob": 1.0})
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
                 raise ValueError(f"the weight of {name!r} must be a positive number, got {weight!r}")
             weights.append(float(weight))
