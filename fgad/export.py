@@ -45,9 +45,9 @@ def to_onnx(
 
     The graph has one input ``images`` (N, C, H, W) float32 in [0, 1] with a dynamic batch axis N
     and fixed H x W = ``image_size``, and two outputs: ``anomaly_map`` (N, 1, H, W), the unsmoothed
-    anomaly probability, and ``score`` (N,), the maximum of the mean-filtered map — the same values
-    as the model's ``DetectorOutput`` fields in eval mode. Padding to the stride, the crop, the mean
-    filter and the max are part of the graph. The model is exported in eval mode (BatchNorm uses
+    anomaly probability, and ``score`` (N,), the model's image score (its ``score_method``) — the
+    same values as the model's ``DetectorOutput`` fields in eval mode. Padding to the stride, the
+    crop and the image score are part of the graph. The model is exported in eval mode (BatchNorm uses
     its running statistics) on a float32 CPU copy; the model itself is left unchanged. The file is
     written to a temporary name and renamed into place, weights embedded (below 2 GB).
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from fgad.engine.benchmarking import (
+    REFERENCE_RULE,
     RESULT_FILE,
     DataSpec,
     Variant,
@@ -25,7 +26,7 @@ from fgad.engine.benchmarking import (
     summary_markdown,
 )
 from fgad.models import create_model
-from fgad.models.detector import AnomalyDetector, image_score, smoothing_kernel_for
+from fgad.models.detector import DEFAULT_SCORE, AnomalyDetector, image_score, smoothing_kernel_for
 
 
 # -- the grid -----------------------------------------------------------------------------------------
@@ -78,7 +79,7 @@ def _fake_result(data: str, variant: str, seed: int, value: float) -> dict:
         "variant": variant,
         "seed": seed,
         "metrics": metrics,
-        "score_rules": {"max": value, "smoothed_max_auto": 1 - value},
+        "score_rules": {"max": value, REFERENCE_RULE: 1 - value},
         "weights": {"best": metrics, "last": {k: v / 2 for k, v in metrics.items()}},
     }
 
@@ -95,7 +96,7 @@ def test_mean_and_std_on_a_fake_grid() -> None:
     )
     assert stat["n"] == 3
     assert math.isclose(
-        cell["score_rules"]["smoothed_max_auto"]["mean"], statistics.mean(1 - x for x in values.values())
+        cell["score_rules"][REFERENCE_RULE]["mean"], statistics.mean(1 - x for x in values.values())
     )
     assert math.isclose(cell["weights"]["last"]["aupro"]["mean"], statistics.mean(values.values()) / 2)
     single = next(c for c in summary["cells"] if c["variant"] == "w")
@@ -121,19 +122,19 @@ def test_paired_differences_are_taken_run_by_run() -> None:
         stat["std"], statistics.stdev(diffs)
     )
     assert (stat["wins"], stat["losses"], stat["n"]) == (2, 1, 4)  # 0.5 is a tie
-    assert "smoothed_max_auto" not in paired["d"]["score_rules"]
+    assert REFERENCE_RULE not in paired["d"]["score_rules"]
     gap = paired["d"]["best_minus_last"]["pixel_ap"]
     assert math.isclose(gap["mean"], statistics.mean(x / 4 for x in values.values()))
     assert (gap["wins"], gap["losses"]) == (4, 0)
     # the spread between runs cancels: a rule ahead by 0.01 in every run is ahead in every run
     shifted = [
-        {**r, "score_rules": {"smoothed_max_auto": x, "max": x + 0.01}}
+        {**r, "score_rules": {REFERENCE_RULE: x, "max": x + 0.01}}
         for r, x in zip(results, (0.6, 0.9, 0.7, 0.95, 0.8), strict=True)
     ]
     stat = paired_differences(shifted)["d"]["score_rules"]["max"]
     assert math.isclose(stat["mean"], 0.01) and stat["std"] < 1e-12 and stat["wins"] == 4
     text = summary_markdown(summarize(results))
-    assert "minus `smoothed_max_auto`" in text and "| e | 1 |" in text
+    assert f"minus `{REFERENCE_RULE}`" in text and "| e | 1 |" in text
     # a run without both weights or without the reference rule is left out of that comparison
     lone = [{**results[0], "weights": {"best": results[0]["metrics"]}, "score_rules": {"max": 0.5}}]
     alone = paired_differences(lone)["d"]
@@ -186,7 +187,7 @@ def test_auto_kernel_scales_with_the_image() -> None:
 
 def test_fixed_kernel_reproduces_draem_scores_bit_for_bit() -> None:
     torch.manual_seed(0)
-    fixed = create_model("fgad_small", base_width=8, smoothing_kernel=21).eval()
+    fixed = create_model("fgad_small", base_width=8, smoothing_kernel=21, score_method="smoothed_max").eval()
     images = torch.rand(3, 3, 64, 64)
     with torch.no_grad():
         out = fixed(images)
@@ -195,7 +196,7 @@ def test_fixed_kernel_reproduces_draem_scores_bit_for_bit() -> None:
     )
     assert torch.equal(out.score, reference)
     assert torch.equal(image_score(out.anomaly_map, "smoothed_max", kernel=21), reference)
-    auto = create_model("fgad_small", base_width=8).eval()
+    auto = create_model("fgad_small", base_width=8, score_method="smoothed_max").eval()
     auto.load_state_dict(fixed.state_dict())
     with torch.no_grad():
         scored = auto(images)
@@ -216,7 +217,15 @@ def test_score_methods() -> None:
         out = model(torch.rand(2, 3, 32, 32))
     assert torch.allclose(out.score, image_score(out.anomaly_map, "topk_mean", topk=0.05))
     assert model.config["kwargs"]["score_method"] == "topk_mean"
-    assert "score_method" not in AnomalyDetector(base_width=4).config["kwargs"]
+    # the default: the mean of the top 0.1% (at least one pixel), recorded in the config
+    default = AnomalyDetector(base_width=4).eval()
+    assert default.config["kwargs"] | DEFAULT_SCORE == default.config["kwargs"]
+    assert DEFAULT_SCORE == {"score_method": "topk_mean", "score_topk": 0.001}
+    with torch.no_grad():
+        out = default(torch.rand(2, 3, 64, 64))
+    top = out.anomaly_map.flatten(1).sort(dim=1, descending=True).values[:, :4]  # 0.1% of 4096 -> 4
+    assert torch.allclose(out.score, top.mean(dim=1))
+    assert torch.equal(image_score(out.anomaly_map), out.score)
     with pytest.raises(ValueError, match="score_method"):
         AnomalyDetector(base_width=4, score_method="mean")
     with pytest.raises(ValueError, match="topk"):

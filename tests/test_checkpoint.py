@@ -223,3 +223,36 @@ def test_read_checkpoint_returns_cpu_tensors_and_config(saved: tuple[torch.nn.Mo
     assert ckpt.config["name"] == "fgad" and ckpt.path == directory / WEIGHTS_NAME
     assert all(t.device.type == "cpu" for t in ckpt.tensors.values())
     assert ckpt.tensors.keys() == model.state_dict().keys()
+
+
+def test_config_saved_without_the_score_rule_keeps_draem_scores(
+    saved: tuple[torch.nn.Module, Path], tmp_path: Path
+) -> None:
+    # a config that predates the recorded score rule was scored with DRAEM's mean filter: it loads so
+    from fgad.engine._common import load_detector
+    from fgad.engine.checkpoint import TrainState, save_checkpoint
+
+    model, directory = saved
+    assert load_model(directory).score_method == "topk_mean"  # recorded since
+    old = tmp_path / "old"
+    shutil.copytree(directory, old)
+    config = json.loads((old / CONFIG_NAME).read_text())
+    for key in ("score_method", "score_topk"):
+        del config["kwargs"][key]
+    (old / CONFIG_NAME).write_text(json.dumps(config))
+    restored = load_model(old)
+    assert (restored.score_method, restored.score_topk) == ("smoothed_max", 0.01)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        _, expected = restored.postprocess(model(x).anomaly_map)
+        assert torch.equal(restored(x).score, expected)
+    state = TrainState(
+        model=model.state_dict(),
+        optimizer={},
+        scheduler={},
+        epoch=0,
+        step=0,
+        model_config={"name": config["name"], "kwargs": config["kwargs"]},
+    )
+    path = save_checkpoint(tmp_path / "last.pt", state)
+    assert load_detector(path).score_method == "smoothed_max"

@@ -92,7 +92,13 @@ def test_presets_match_the_paper_and_the_reference_budget() -> None:
     assert paper.milestone_steps(steps_per_epoch=13) == [560 * 13, 630 * 13]
     ref = get_preset("draem_reference")
     assert (ref.image_size, ref.batch_size, ref.max_steps, ref.seed, ref.lr) == (128, 8, 600, 0, 1e-4)
-    assert ref.model_kwargs == {"ae_width": 32, "seg_width": 16}
+    assert ref.model_kwargs == {"ae_width": 32, "seg_width": 16, "score_method": "smoothed_max"}
+    # both reproduce DRAEM's image score (the mean-filtered maximum); the cpu preset has the default
+    assert paper.model_kwargs == {"score_method": "smoothed_max"} and get_preset("cpu").model_kwargs == {}
+    assert get_preset("paper", model_kwargs={"base_width": 64}).model_kwargs == {
+        "score_method": "smoothed_max",
+        "base_width": 64,
+    }
     assert ref.milestone_steps(steps_per_epoch=3) == [480, 540]
     assert ref.total_steps(3) == 600 and ref.total_epochs(3) == 200
     cpu = get_preset("cpu")

@@ -26,6 +26,7 @@ from fgad.models import (
     register_model,
 )
 from fgad.models._registry import MODELS
+from fgad.models.detector import image_score
 
 BUILTIN = ["autoencoder", "draem", "draem_small", "eca_autoencoder", "fgad", "fgad_small", "unet_segmenter"]
 DETECTORS = ["draem", "draem_small", "fgad", "fgad_small"]
@@ -293,10 +294,14 @@ def test_probabilities_and_scores(detector: AnomalyDetector) -> None:
     torch.testing.assert_close(out.anomaly_map, expected)
     assert ((out.anomaly_map >= 0) & (out.anomaly_map <= 1)).all()
     torch.testing.assert_close(out.score_raw, out.anomaly_map.flatten(1).max(dim=1).values)
-    smoothed, score = detector.postprocess(out.anomaly_map)
-    torch.testing.assert_close(out.score, score)
+    torch.testing.assert_close(out.score, image_score(out.anomaly_map))  # the default rule
     assert (out.score <= out.score_raw + 1e-6).all()
+    smoothed, score = detector.postprocess(out.anomaly_map)
     assert smoothed.shape == out.anomaly_map.shape
+    draem_rule = AnomalyDetector(base_width=SMALL_WIDTH, score_method="smoothed_max").eval()
+    draem_rule.load_state_dict(detector.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(draem_rule(x).score, score)
 
 
 @pytest.mark.parametrize(("kernel", "include_pad"), [(21, False), (21, True), (5, False), (1, False)])

@@ -107,6 +107,7 @@ def load_detector(path: str | os.PathLike[str], device: torch.device | str = "cp
     """
     from fgad.engine.checkpoint import load_checkpoint
     from fgad.models import create_model, load_model
+    from fgad.models.detector import saved_kwargs
 
     p = Path(path)
     if p.is_dir() and read_run_file(p) is not None:
@@ -120,7 +121,7 @@ def load_detector(path: str | os.PathLike[str], device: torch.device | str = "cp
         name = config.pop("name", None)
         if name is None:
             raise ValueError(f"checkpoint {p} has no model name in its model_config")
-        kwargs = config.pop("kwargs", config)
+        kwargs = saved_kwargs(config.pop("kwargs", config))
         model = create_model(name, **kwargs)
         model.load_state_dict(state.model)
     elif p.is_dir():

@@ -624,7 +624,7 @@ def summarize(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 #: The image-score rule that the paired comparison measures the others against (the detector's default).
-REFERENCE_RULE = "smoothed_max_auto"
+REFERENCE_RULE = "topk_mean_0.1pct"
 # Differences smaller than this count as ties (AUROCs of the same maps can agree to the last bit).
 _TIE = 1e-9
 
@@ -655,7 +655,7 @@ def paired_differences(
 
     Example:
         >>> runs = [{"data": "d", "variant": "v", "seed": s,
-        ...          "score_rules": {"smoothed_max_auto": 0.80, "max": 0.80 + x}, "weights": {}}
+        ...          "score_rules": {"topk_mean_0.1pct": 0.80, "max": 0.80 + x}, "weights": {}}
         ...         for s, x in ((0, 0.02), (1, 0.01), (2, -0.01))]
         >>> stat = paired_differences(runs)["d"]["score_rules"]["max"]
         >>> round(stat["mean"], 6), stat["wins"], stat["losses"]

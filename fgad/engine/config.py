@@ -337,8 +337,14 @@ def _positive_int(name: str, value: object) -> None:
 def _paper(**overrides: Any) -> TrainConfig:
     """The paper's recipe: fgad (default widths), 256 x 256, batch 16, Adam 1e-4, 700 epochs,
     lr x 0.2 at 80 % / 90 % of the epochs, lambda = 1, and the paper's grey-level Otsu foreground
-    (``foreground="otsu"``; the other presets use ``"auto"``)."""
-    return TrainConfig(**{"foreground": "otsu", **overrides})
+    (``foreground="otsu"``; the other presets use ``"auto"``), and the image score of the paper's
+    evaluation (DRAEM's: the maximum of the mean-filtered map, ``score_method="smoothed_max"``)."""
+    return TrainConfig(**{"foreground": "otsu", **overrides, "model_kwargs": _draem_score(overrides)})
+
+
+def _draem_score(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``model_kwargs`` with DRAEM's image-score rule unless the overrides choose one."""
+    return {"score_method": "smoothed_max", **dict(overrides.get("model_kwargs") or {})}
 
 
 def _cpu(**overrides: Any) -> TrainConfig:
@@ -376,11 +382,12 @@ def _draem_reference(**overrides: Any) -> TrainConfig:
 
     The method is fgad's (``fgad`` with Otsu foreground, an anomaly on every training sample as in
     the ``cpu`` preset); pass ``model="draem"``, ``foreground=None`` and ``anomaly_prob=0.5`` for
-    DRAEM itself at the same budget.
+    DRAEM itself at the same budget. Images are scored with DRAEM's rule (``score_method=
+    "smoothed_max"``), as in that measurement.
     """
     base: dict[str, Any] = {
         "model": "fgad",
-        "model_kwargs": {"ae_width": 32, "seg_width": 16},
+        "model_kwargs": {"ae_width": 32, "seg_width": 16, "score_method": "smoothed_max"},
         "image_size": 128,
         "batch_size": 8,
         "max_steps": 600,

@@ -9,6 +9,7 @@ from torch import nn
 
 from fgad.models._registry import MODELS, build_model
 from fgad.models.checkpoint import Checkpoint, apply_checkpoint, read_checkpoint
+from fgad.models.detector import saved_kwargs
 
 __all__ = ["create_model", "load_model"]
 
@@ -77,7 +78,7 @@ def load_model(path: str | os.PathLike[str], **kwargs: Any) -> nn.Module:
 def _create(name: str, ckpt: Checkpoint | None, kwargs: dict[str, Any]) -> nn.Module:
     entry = MODELS.get(name)
     if ckpt is not None and ckpt.config["name"] == name:
-        kwargs = {**ckpt.config["kwargs"], **kwargs}
+        kwargs = {**saved_kwargs(ckpt.config["kwargs"]), **kwargs}
     model = build_model(entry.factory, name, entry.defaults, kwargs)
     if ckpt is not None:
         apply_checkpoint(model, ckpt)
