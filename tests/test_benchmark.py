@@ -110,7 +110,7 @@ def test_mean_and_std_on_a_fake_grid() -> None:
 
 
 def test_paired_differences_are_taken_run_by_run() -> None:
-    # max - smoothed_max_auto = 2x - 1 per run; best - last = metric / 2 per run; variants pooled
+    # max - REFERENCE_RULE = 2x - 1 per run; best - last = metric / 2 per run; variants pooled
     values = {("v", 0): 0.5, ("v", 1): 0.7, ("v", 2): 0.95, ("w", 0): 0.4}
     results = [_fake_result("d", v, s, x) for (v, s), x in values.items()]
     results.append(_fake_result("e", "v", 0, 0.6))

@@ -649,7 +649,8 @@ def paired_differences(
     ahead, even where the runs' AUROCs spread by 0.05. All variants of a data set are pooled.
 
     Returns:
-        ``{data: {"runs": n, "score_rules": {rule: stat}, "best_minus_last": {metric: stat}}}``, each
+        ``{data: {"runs": n, "reference": reference, "score_rules": {rule: stat}, "best_minus_last":
+        {metric: stat}}}``, each
         stat the mean / std / n of the per-run differences (``rule - reference``, ``best - last``)
         and ``wins`` / ``losses``: the runs where the difference is positive / negative.
 
@@ -671,6 +672,7 @@ def paired_differences(
         both = [r["weights"] for r in rows if {"best", "last"} <= set(r.get("weights", {}))]
         out[data] = {
             "runs": len(rows),
+            "reference": reference,
             "score_rules": {k: _paired([s[k] - s[reference] for s in scored if k in s]) for k in rules},
             "best_minus_last": {m: _paired([w["best"][m] - w["last"][m] for w in both]) for m in MAIN_METRICS}
             if both
@@ -736,9 +738,10 @@ def _paired_markdown(paired: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines: list[str] = []
     rules = list(dict.fromkeys(k for p in paired.values() for k in p["score_rules"]))
     if rules:
+        reference = next(iter(paired.values()))["reference"]
         lines += [
             "",
-            f"Image AUROC of each score rule minus `{REFERENCE_RULE}`, run by run (all variants of a data "
+            f"Image AUROC of each score rule minus `{reference}`, run by run (all variants of a data "
             "set pooled; in parentheses: runs ahead / behind):",
             "",
             "| data | runs | " + " | ".join(rules) + " |",
