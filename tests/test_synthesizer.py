@@ -163,6 +163,42 @@ def test_bank_is_resized_once_and_cache_follows_changes() -> None:
     assert not torch.equal(replay.image, res.image)
 
 
+def test_bank_values_are_checked_once_while_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fgad.augment.synthesizer as module
+
+    reads: list[str] = []
+    real = module.check_values
+    monkeypatch.setattr(module, "check_values", lambda x, name: (reads.append(name), real(x, name)))
+    synth = AnomalySynthesizer(anomaly_prob=1.0)
+    images, bank = torch.rand(2, 3, 24, 24), torch.rand(3, 3, 40, 40)
+    synth(images, bank, generator=torch.Generator())
+    synth(images, bank, generator=torch.Generator())
+    assert reads.count("textures") == 1 and reads.count("images") == 2
+    bank[0, 0, 0, 0] = 2.0  # an in-place write: the bank is read again, and rejected
+    with pytest.raises(ValueError, match="textures must have values in"):
+        synth(images, bank, generator=torch.Generator())
+    per_sample = torch.rand(2, 3, 24, 24)  # one texture per sample: checked on every call
+    synth(images, per_sample, generator=torch.Generator())
+    synth(images, per_sample, generator=torch.Generator())
+    assert reads.count("textures") == 4
+
+
+def test_inference_mode_bank_gives_the_same_result() -> None:
+    synth = AnomalySynthesizer(anomaly_prob=1.0)
+    images, bank = torch.rand(2, 3, 24, 24), torch.rand(3, 3, 40, 40)
+    res = synth(images, bank, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():  # inference tensors keep no version counter: nothing is cached
+        frozen = bank.clone()
+        for _ in range(2):
+            again = synth(images, frozen, params=res.params)
+            assert torch.equal(again.image, res.image)
+        frozen.mul_(0.5)
+        assert not torch.equal(synth(images, frozen, params=res.params).image, res.image)
+        frozen[0, 0, 0, 0] = 2.0
+        with pytest.raises(ValueError, match="textures must have values in"):
+            synth(images, frozen, params=res.params)
+
+
 def test_op_choice_differs_between_samples() -> None:
     res = AnomalySynthesizer()(torch.rand(16, 3, 16, 16), generator=torch.Generator().manual_seed(0))
     assert len({tuple(row) for row in res.params.texture.ops.tolist()}) > 1

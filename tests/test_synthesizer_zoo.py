@@ -274,6 +274,32 @@ def test_nsa_without_a_bank_uses_the_image_itself() -> None:
     assert torch.equal(a.image, b.image)
 
 
+def test_nsa_checks_a_bank_once_and_takes_inference_tensors(monkeypatch: pytest.MonkeyPatch) -> None:
+    import fgad.augment._patch as patch_module
+    import fgad.augment.synthesizer as synth_module
+
+    reads: list[str] = []
+    for module in (patch_module, synth_module):
+        real = module.check_values
+        monkeypatch.setattr(
+            module, "check_values", lambda x, name, real=real: (reads.append(name), real(x, name))
+        )
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    bank = torch.rand(5, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    synth = create_synthesizer("nsa", foreground=None, anomaly_prob=1.0)
+    res = synth(images, bank, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(synth(images, bank, params=res.params).image, res.image)
+    assert reads.count("textures") == 1 and reads.count("images") == 2
+    bank[1, 0, 0, 0] = -1.0
+    with pytest.raises(ValueError, match="textures must have values in"):
+        synth(images, bank, params=res.params)
+    bank[1, 0, 0, 0] = 0.5
+    with torch.inference_mode():
+        frozen = bank.clone()
+        first = synth(images, frozen, params=res.params)
+        assert torch.equal(synth(images, frozen, params=res.params).image, first.image)
+
+
 # ------------------------------------------------------------------------------------------- mixed
 def test_mixed_choice_follows_the_weights_and_paths_agree() -> None:
     synth = create_synthesizer(

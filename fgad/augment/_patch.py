@@ -283,6 +283,10 @@ class PatchSynthesizer(nn.Module):
         """The source bank this synthesizer reads, and its size for sampling (None: not used)."""
         return None, None
 
+    def _check_bank(self, bank: torch.Tensor, bank_size: int | None) -> None:
+        """The [0, 1] check of the source bank (a subclass may skip a bank it has checked before)."""
+        check_values(bank, "textures")
+
     # shared --------------------------------------------------------------------------------------
     @staticmethod
     def _draw_anomalous(batch: int, prob: float, where: torch.device, generator: torch.Generator | None):
@@ -311,7 +315,7 @@ class PatchSynthesizer(nn.Module):
         bank, bank_size = self._bank(textures, images)
         check_values(images, "images")
         if bank is not None:
-            check_values(bank, "textures")
+            self._check_bank(bank, bank_size)
         batch = images.shape[0]
         if params is None:
             params = self.sample_params(batch, bank_size=bank_size, device=images.device, generator=generator)

@@ -132,6 +132,12 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
     ) -> tuple[torch.Tensor | None, int | None]:
         return texture_bank(textures, images)
 
+    def _check_bank(self, bank: torch.Tensor, bank_size: int | None) -> None:
+        if bank_size is None:  # one source per sample: new values on every call
+            super()._check_bank(bank, bank_size)
+        else:
+            self._cache.check_values(bank)
+
     def window(self, height: int, width: int) -> tuple[int, int]:
         """The fixed window (rows, columns) that holds every possible patch and its one-pixel ring."""
         hi = self.patch_size[1]

@@ -148,26 +148,50 @@ def _rotate(images: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
 
 
 class BankCache:
-    """A source bank resized to the images' size, kept while the bank tensor is alive and unchanged."""
+    """A source bank resized to the images' size, and whether its values were checked, kept while
+    the bank tensor is alive and unchanged (same object, same version counter). Inference tensors
+    keep no version counter: for them nothing is kept (resized and checked on every call)."""
 
     def __init__(self) -> None:
         self._entry: tuple[Any, ...] | None = None
+        self._checked: tuple[Any, ...] | None = None
 
     def __getstate__(self) -> dict[str, object]:
-        return {"_entry": None}  # a weak reference cannot be pickled
+        return {"_entry": None, "_checked": None}  # a weak reference cannot be pickled
+
+    @staticmethod
+    def _same(entry: tuple[Any, ...] | None, bank: torch.Tensor, version: int | None) -> bool:
+        return version is not None and entry is not None and entry[0]() is bank and entry[1] == version
 
     def resized(self, bank: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if tuple(bank.shape[-2:]) == size:
             return bank
-        entry = self._entry
+        version = _version(bank)
         key = (tuple(bank.shape), bank.dtype, bank.device, size)
-        if entry is not None and entry[0]() is bank and entry[1] == bank._version and entry[2] == key:
-            return entry[3]
+        entry = self._entry
+        if self._same(entry, bank, version) and entry[2] == key:  # type: ignore[index]
+            return entry[3]  # type: ignore[index]
         work = bank if bank.dtype in (torch.float32, torch.float64) else bank.float()
         out = F.interpolate(work, size=size, mode="bilinear", align_corners=False, antialias=True)
         out = out.clamp_(0.0, 1.0).to(bank.dtype)
-        self._entry = (weakref.ref(bank), bank._version, key, out)
+        self._entry = None if version is None else (weakref.ref(bank), version, key, out)
         return out
+
+    def check_values(self, bank: torch.Tensor, name: str = "textures") -> None:
+        """``check_values`` of a bank, read once while it is alive and unchanged (a bank of a few
+        hundred images passed on every call is not re-read on every call)."""
+        if not is_validating():
+            return
+        version = _version(bank)
+        if self._same(self._checked, bank, version):
+            return
+        check_values(bank, name)
+        self._checked = None if version is None else (weakref.ref(bank), version)
+
+
+def _version(x: torch.Tensor) -> int | None:
+    """The tensor's version counter (bumped by every in-place write), None for inference tensors."""
+    return None if x.is_inference() else x._version
 
 
 def texture_bank(
@@ -431,7 +455,9 @@ class AnomalySynthesizer(nn.Module):
         # The only value checks of the call (each a host synchronisation): the parts below run with
         # validation off, so the same tensors are not checked again.
         check_values(images, "images")
-        if textures is not None:
+        if bank_size is not None:
+            self._bank_cache.check_values(textures)  # type: ignore[arg-type]
+        elif textures is not None:
             check_values(textures, "textures")
         batch, _, height, width = images.shape
         size = (height, width)
