@@ -150,15 +150,22 @@ def test_cutpaste_cuts_from_the_same_image() -> None:
         assert torch.equal(res.image[i, :, ty : ty + h, tx : tx + w], images[i, :, sy : sy + h, sx : sx + w])
 
 
-def test_cutpaste_sparse_and_dense_paths_agree() -> None:
-    images = torch.rand(5, 3, 40, 40, generator=torch.Generator().manual_seed(4)).to(torch.bfloat16)
+@pytest.mark.parametrize("foreground", ["otsu", None])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("prob", [0.0, 0.7, 1.0])
+def test_cutpaste_sparse_and_dense_paths_agree(
+    foreground: str | None, dtype: torch.dtype, prob: float
+) -> None:
+    images = torch.rand(5, 3, 40, 40, generator=torch.Generator().manual_seed(4)).to(dtype)
     for cls in (CutPaste, CutPasteScar):
-        sparse = cls(foreground="otsu", anomaly_prob=0.7)
-        dense = cls(foreground="otsu", anomaly_prob=0.7)
+        sparse = cls(foreground=foreground, anomaly_prob=prob)
+        dense = cls(foreground=foreground, anomaly_prob=prob)
         dense._sparse_on_cpu = False
         a = sparse(images, generator=torch.Generator().manual_seed(2))
         b = dense(images, params=a.params)
         assert torch.equal(a.image, b.image) and torch.equal(a.mask, b.mask)
+        assert torch.equal(a.label, b.label) and a.label.dtype == dtype
+        assert bool(a.label.any()) == (prob > 0)
 
 
 def test_colour_jitter_changes_the_patch_within_its_range() -> None:

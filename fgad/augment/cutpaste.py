@@ -228,55 +228,61 @@ class CutPaste(PatchSynthesizer):
         offset: torch.Tensor,
         work: torch.dtype,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """CPU: the pasted pixels listed arithmetically, rectangle by rectangle (the list's length
-        costs nothing to read here), and only those computed; the same values as the dense path."""
+        """CPU: the pasted pixels listed row by row of the rectangles (the list's length costs
+        nothing to read here), and only those computed; the same values as the dense path."""
         batch, channels, plane = flat.shape
         width = images.shape[-1]
-        counts = h * w * on
-        total = int(counts.sum())
-        # int32 index arithmetic where every index fits (half the memory traffic of int64)
+        device = flat.device
+        # int32 pixel indices where every index fits (half the memory traffic of int64)
         index_type = torch.int32 if flat.numel() < 2**31 else torch.int64
+        # Per row of the pasted rectangles (a few hundred per batch) everything is cheap: the sample,
+        # the index of the row's first pixel in channel 0 of the (B, C, H * W) images, of its source
+        # and in the (B, H * W) masks, each minus the row's first position in the pixel list; a
+        # pixel's index is then its row's value plus its own list position.
+        tall = h * on
+        rows_total = int(tall.sum())
+        row_sample = torch.repeat_interleave(tall, output_size=rows_total)
+        first_row = (tall.cumsum(0) - tall).index_select(0, row_sample)
+        row_in_rect = torch.arange(rows_total, device=device) - first_row
+        row_w = w.index_select(0, row_sample)
+        row_start = row_w.cumsum(0) - row_w
+        total = int(row_w.sum()) if rows_total else 0
+        dst_row = (
+            row_sample * (channels * plane)
+            + (ty.index_select(0, row_sample) + row_in_rect) * width
+            + tx.index_select(0, row_sample)
+            - row_start
+        )
+        src_row = dst_row + ((sy - ty) * width + (sx - tx)).index_select(0, row_sample)
+        mask_row = dst_row - row_sample * ((channels - 1) * plane)
+        row_id = torch.repeat_interleave(row_w, output_size=total)  # the row of each pasted pixel
+        position = torch.arange(total, device=device, dtype=index_type)
 
-        def each(values: torch.Tensor) -> torch.Tensor:  # per-sample values, once per pixel
-            return torch.repeat_interleave(values, counts, dim=-1, output_size=total)
+        def per_pixel(values: torch.Tensor) -> torch.Tensor:
+            return values.to(index_type).index_select(0, row_id).add_(position)
 
-        def each_index(values: torch.Tensor) -> torch.Tensor:
-            return each(values.to(index_type))
-
-        start = counts.cumsum(0) - counts
-        local = torch.arange(total, device=flat.device, dtype=index_type).sub_(each_index(start))
-        wide = each_index(w)
-        row = torch.div(local, wide, rounding_mode="floor")
-        # from the pasted rectangle's corner: row * width + column, column = local - row * wide
-        corner_offset = local.sub_(row * wide).add_(row.mul_(width))
-        sample_ids = torch.arange(batch, device=flat.device)
-        # index of each pasted pixel in the (B, H * W) planes (the mask), in channel 0 of the
-        # (B, C, H * W) images, and of its source pixel there
-        pixel = each_index(sample_ids * plane + ty * width + tx).add_(corner_offset)
-        dst = pixel + each_index(sample_ids * ((channels - 1) * plane))
-        src = dst + each_index((sy - ty) * width + (sx - tx))
-        mask = torch.zeros(batch * plane, dtype=images.dtype, device=flat.device)
-        coef = matrix.reshape(batch, channels * channels).t()
+        dst, src, pixel = per_pixel(dst_row), per_pixel(src_row), per_pixel(mask_row)
+        # the colour map's C * C coefficients and its offset, per row
+        coef_row = torch.cat((matrix.reshape(batch, channels * channels), offset.view(batch, 1)), 1)
+        coef_row = coef_row.index_select(0, row_sample).t().contiguous()
+        mask = torch.zeros(batch * plane, dtype=images.dtype, device=device)
         if fg is not None:
             keep = fg.reshape(-1).index_select(0, pixel)
-            src, pixel, dst = src[keep], pixel[keep], dst[keep]
-            kept = torch.bincount(each(sample_ids)[keep], minlength=batch)
-            coef = torch.repeat_interleave(coef, kept, dim=1, output_size=int(src.numel()))
-            shift = torch.repeat_interleave(offset, kept, output_size=int(src.numel()))
-            label = kept > 0
+            src, pixel, dst, row_id = src[keep], pixel[keep], dst[keep], row_id[keep]
+            kept = torch.zeros(batch, dtype=torch.int64, device=device)
+            label = kept.index_add_(0, row_sample.index_select(0, row_id), torch.ones_like(row_id)) > 0
         else:
-            coef, shift = each(coef), each(offset)
-            label = counts > 0
+            label = tall > 0
+        coef = coef_row.index_select(1, row_id)
         mask.index_fill_(0, pixel.long(), 1)  # index_fill_ and index_copy_ take int64 indices only
         # one read and one write of the contiguous images for all channels at once (channel c of a
         # pixel is plane elements after channel 0)
-        by_channel = torch.arange(channels, device=flat.device, dtype=index_type).mul_(plane)
-        by_channel = by_channel.view(channels, 1)
+        by_channel = torch.arange(channels, device=device, dtype=index_type).mul_(plane).view(channels, 1)
         src_all = src.unsqueeze(0) + by_channel
         read = flat.reshape(-1).index_select(0, src_all.view(-1)).view(src_all.shape).to(work)
         rows_coef = [[coef[i * channels + j] for j in range(channels)] for i in range(channels)]
         new = torch.empty_like(read)
-        apply_colour(read.unbind(0), rows_coef, shift, out=new)
+        apply_colour(read.unbind(0), rows_coef, coef[channels * channels], out=new)
         out = fresh_copy(flat)
         dst_all = (dst.unsqueeze(0) + by_channel).view(-1).long()
         out.view(-1).index_copy_(0, dst_all, new.to(images.dtype).view(-1))
