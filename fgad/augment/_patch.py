@@ -16,7 +16,7 @@ from ._buffers import _any_true, _new_buffer
 from ._params import sample_device
 from ._validate import check_probability, check_values, given_foreground
 from .foreground import FOREGROUND_METHODS, ForegroundMask, Polarity
-from .synthesizer import SynthesisResult
+from .synthesizer import BankCache, SynthesisResult
 
 __all__: list[str] = []
 
@@ -258,6 +258,8 @@ class PatchSynthesizer(nn.Module):
             )
         self.foreground_mask: ForegroundMask | None = foreground
         self.last_params: Any = None
+        # the source bank resized to the images' size and its value check, kept between calls
+        self._bank_cache = BankCache()
 
     # subclasses --------------------------------------------------------------------------------
     def sample_params(
@@ -282,10 +284,6 @@ class PatchSynthesizer(nn.Module):
     ) -> tuple[torch.Tensor | None, int | None]:
         """The source bank this synthesizer reads, and its size for sampling (None: not used)."""
         return None, None
-
-    def _check_bank(self, bank: torch.Tensor, bank_size: int | None) -> None:
-        """The [0, 1] check of the source bank (a subclass may skip a bank it has checked before)."""
-        check_values(bank, "textures")
 
     # shared --------------------------------------------------------------------------------------
     @staticmethod
@@ -315,7 +313,7 @@ class PatchSynthesizer(nn.Module):
         bank, bank_size = self._bank(textures, images)
         check_values(images, "images")
         if bank is not None:
-            self._check_bank(bank, bank_size)
+            self._bank_cache.check(bank, bank_size)
         batch = images.shape[0]
         if params is None:
             params = self.sample_params(batch, bank_size=bank_size, device=images.device, generator=generator)

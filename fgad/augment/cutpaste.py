@@ -246,7 +246,7 @@ class CutPaste(PatchSynthesizer):
         row_in_rect = torch.arange(rows_total, device=device) - first_row
         row_w = w.index_select(0, row_sample)
         row_start = row_w.cumsum(0) - row_w
-        total = int(row_w.sum()) if rows_total else 0
+        total = int(row_w.sum())
         dst_row = (
             row_sample * (channels * plane)
             + (ty.index_select(0, row_sample) + row_in_rect) * width

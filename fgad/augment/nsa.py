@@ -14,7 +14,7 @@ from ._validate import check_range
 from .foreground import ForegroundMask
 from .poisson import solve_window
 from .registry import register_synthesizer
-from .synthesizer import BankCache, texture_bank
+from .synthesizer import texture_bank
 
 __all__ = ["NSAParams", "NaturalSyntheticAnomaly"]
 
@@ -103,7 +103,6 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
         super().__init__(foreground, anomaly_prob, **foreground_options)  # type: ignore[arg-type]
         self.patch_size = check_range("patch_size", patch_size, 1e-6, 1.0)
         self.scale = check_range("scale", scale, 1e-3, 1e3)
-        self._cache = BankCache()
 
     def sample_params(
         self,
@@ -131,12 +130,6 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
         self, textures: torch.Tensor | None, images: torch.Tensor
     ) -> tuple[torch.Tensor | None, int | None]:
         return texture_bank(textures, images)
-
-    def _check_bank(self, bank: torch.Tensor, bank_size: int | None) -> None:
-        if bank_size is None:  # one source per sample: new values on every call
-            super()._check_bank(bank, bank_size)
-        else:
-            self._cache.check_values(bank)
 
     def window(self, height: int, width: int) -> tuple[int, int]:
         """The fixed window (rows, columns) that holds every possible patch and its one-pixel ring."""
@@ -181,7 +174,7 @@ class NaturalSyntheticAnomaly(PatchSynthesizer):
         elif bank.shape[0] == batch and tuple(bank.shape[-2:]) == (height, width):
             source, pick = bank, None  # one source per sample (params.source_index is not read)
         else:
-            source, pick = self._cache.resized(bank, (height, width)), params.source_index
+            source, pick = self._bank_cache.resized(bank, (height, width)), params.source_index
         scale = params.scale.to(torch.float64)
         geometry.sh = (dh.to(torch.float64) / scale).round().long().clamp(1, height)
         geometry.sw = (dw.to(torch.float64) / scale).round().long().clamp(1, width)

@@ -177,16 +177,20 @@ class BankCache:
         self._entry = None if version is None else (weakref.ref(bank), version, key, out)
         return out
 
-    def check_values(self, bank: torch.Tensor, name: str = "textures") -> None:
-        """``check_values`` of a bank, read once while it is alive and unchanged (a bank of a few
-        hundred images passed on every call is not re-read on every call)."""
+    def check(self, textures: torch.Tensor, bank_size: int | None) -> None:
+        """The [0, 1] check of a call's textures: one per sample (``bank_size`` None) on every call,
+        a bank once while it is alive and unchanged (a bank of a few hundred images passed on every
+        call is not re-read on every call)."""
         if not is_validating():
             return
-        version = _version(bank)
-        if self._same(self._checked, bank, version):
+        if bank_size is None:
+            check_values(textures, "textures")
             return
-        check_values(bank, name)
-        self._checked = None if version is None else (weakref.ref(bank), version)
+        version = _version(textures)
+        if self._same(self._checked, textures, version):
+            return
+        check_values(textures, "textures")
+        self._checked = None if version is None else (weakref.ref(textures), version)
 
 
 def _version(x: torch.Tensor) -> int | None:
@@ -455,10 +459,8 @@ class AnomalySynthesizer(nn.Module):
         # The only value checks of the call (each a host synchronisation): the parts below run with
         # validation off, so the same tensors are not checked again.
         check_values(images, "images")
-        if bank_size is not None:
-            self._bank_cache.check_values(textures)  # type: ignore[arg-type]
-        elif textures is not None:
-            check_values(textures, "textures")
+        if textures is not None:
+            self._bank_cache.check(textures, bank_size)
         batch, _, height, width = images.shape
         size = (height, width)
         device, dtype = images.device, images.dtype
