@@ -20,6 +20,7 @@ from torch import nn
 from .._checks import as_batch, check_image
 from ._buffers import _count_true
 from ._cues import CUES, GRAY_CUES
+from ._morph_cv import clean_masks
 
 __all__ = [
     "CUES",
@@ -417,14 +418,18 @@ def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Ten
 
     Args:
         fg: (B, H, W) or (B, 1, H, W) bool masks.
-        steps: growth steps at each of the two finer pyramid levels (the budget of the search).
+        steps: accelerators only: growth steps at each of the two finer pyramid levels (the budget
+            of the search).
 
     Returns:
         ``(filled, complete)``: the masks with their holes filled (same shape, bool) and (B,) bool,
         true where the search for the border-connected background finished within the budget.
 
     Convention:
-        The border-connected background is grown from the image frame by geodesic 4-connected
+        On the CPU the border-connected background is one OpenCV flood fill over the whole batch
+        (the masks stacked, each in a background frame): always complete, exactly
+        ``scipy.ndimage.binary_fill_holes``.
+        On other devices it is grown from the image frame by geodesic 4-connected
         reconstruction on a pyramid (cells of 16, 4 and 1 pixels; a cell is passable when all its
         pixels are background, so everything a coarse level reaches is truly border-connected,
         and the finer levels only extend it). With a fixed number of steps per level it cannot
@@ -440,6 +445,17 @@ def fill_holes(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Ten
         >>> bool(filled.all()), complete.tolist()
         (True, [True])
     """
+    if fg.device.type == "cpu":
+        squeeze = fg.ndim == 4
+        masks = fg[:, 0] if squeeze else fg
+        filled = clean_masks(masks, 0, 0, True)
+        complete = torch.ones(masks.shape[0], dtype=torch.bool)
+        return (filled.unsqueeze(1) if squeeze else filled), complete
+    return _fill_holes_grow(fg, steps=steps)
+
+
+def _fill_holes_grow(fg: torch.Tensor, *, steps: int = _FILL_STEPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`fill_holes` by bounded geodesic growth on a pyramid (the path of accelerators)."""
     squeeze = fg.ndim == 4
     masks = fg[:, 0] if squeeze else fg
     batch, height, width = masks.shape
@@ -634,8 +650,9 @@ class ForegroundMask(nn.Module):
             foreground (an object cut by the edge is not eroded from it).
         fill_holes: fill the holes of the (closed) mask: background regions not 4-connected to the
             image border become foreground (:func:`fill_holes`; it only adds enclosed background
-            pixels and never removes foreground). An image on which the bounded search does not
-            finish stays unfilled (``last_filled`` false).
+            pixels and never removes foreground). On the CPU the fill is exact; on accelerators an
+            image on which the bounded search does not finish stays unfilled (``last_filled``
+            false).
         hull: add the convex hull of the object (after the opening): closes cracks that open an
             object to the background and bites that a shadow or a highlight takes out of its side
             (industrial objects are mostly compact). The hull is taken of the components that do not
@@ -650,11 +667,14 @@ class ForegroundMask(nn.Module):
         (or (1, H, W)) in {0, 1} with the input's dtype.
 
     Convention:
-        Deterministic: no random values; batched, no host synchronisation (on accelerators).
+        Deterministic: no random values; batched, no host synchronisation (on accelerators). On the
+        CPU the closing, hole filling and opening are OpenCV calls on the whole batch (the masks
+        stacked, each in its own margin), equal to the accelerator path wherever its hole filling
+        completes.
         Diagnostics of the last call, each (B,): ``last_threshold`` (Otsu level of the chosen cue),
         ``last_bright`` (the object is the upper Otsu class), ``last_filled`` (hole filling
-        completed; true when ``fill_holes`` is off), ``last_fallback`` (the returned mask is the whole
-        image, for any reason), and for ``"auto"`` ``last_cue`` (index into
+        completed; always true on the CPU and when ``fill_holes`` is off), ``last_fallback`` (the
+        returned mask is the whole image, for any reason), and for ``"auto"`` ``last_cue`` (index into
         :data:`fgad.augment.foreground.CUES`, of the grey cues :data:`GRAY_CUES` for C = 1),
         ``last_separability`` and ``last_texture`` (no cue separated an object).
         ``"otsu"`` grey levels are ``floor(255 * luma + 0.5)`` with ITU-R BT.601 weights
@@ -858,6 +878,11 @@ class ForegroundMask(nn.Module):
 
     def _clean(self, masks: torch.Tensor, close: int, open_: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Closing, hole filling, opening and hull of (B, H, W) masks; also whether filling finished."""
+        if masks.device.type == "cpu":
+            masks = clean_masks(masks, close, open_, self.fill_holes)
+            if self.hull:
+                masks = self._hull(masks)
+            return masks, torch.ones(masks.shape[0], dtype=torch.bool)
         if close:
             masks = _close(masks, close)
         filled = torch.ones(masks.shape[0], dtype=torch.bool, device=masks.device)
