@@ -123,24 +123,51 @@ def draem_style(
 
 def draem_one(img: np.ndarray, tex: np.ndarray, rng: np.random.Generator, foreground: bool = True) -> tuple:
     """One sample of :func:`draem_style`."""
+    img = rotate_input(img, rng)
+    texture = texture_ops(tex, rng)
+    perlin = perlin_mask(img.shape[:2], rng)
+    if foreground:
+        perlin &= otsu_foreground(img)
+    return blend(img, texture, perlin, rng)
+
+
+def rotate_input(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The input rotated with probability 0.3 (reflected border), as DRAEM's loader does."""
+    if rng.random() >= 0.3:
+        return img
     h, w = img.shape[:2]
-    if rng.random() < 0.3:
-        rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-90, 90), 1.0)
-        img = cv2.warpAffine(img, rot, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-90, 90), 1.0)
+    return cv2.warpAffine(img, rot, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def texture_ops(tex: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Three of the six PIL ops in random order, as float32 in [0, 1]."""
     pil = Image.fromarray(tex)
     for k in rng.choice(6, 3, replace=False):
         pil = _PIL_OPS[k](pil, rng)
-    texture = np.asarray(pil, dtype=np.float32) / 255
+    return np.asarray(pil, dtype=np.float32) / 255
+
+
+def perlin_mask(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A rotated Perlin noise thresholded at 0.5 (bool)."""
+    h, w = shape
     cells = (2 ** int(rng.integers(0, 6)), 2 ** int(rng.integers(0, 6)))
     noise = perlin_numpy((h, w), cells, rng).astype(np.float32)
     rot = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-90, 90), 1.0)
-    perlin = cv2.warpAffine(noise, rot, (w, h), flags=cv2.INTER_LINEAR, borderValue=0) > 0.5
-    if foreground:
-        gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-        t, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        above = gray > t
-        border = np.concatenate((above[0], above[-1], above[:, 0], above[:, -1]))
-        perlin &= above if border.mean() <= 0.5 else ~above
+    return cv2.warpAffine(noise, rot, (w, h), flags=cv2.INTER_LINEAR, borderValue=0) > 0.5
+
+
+def otsu_foreground(img: np.ndarray) -> np.ndarray:
+    """The bare grey-level Otsu class that covers less of the image border (bool)."""
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    t, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    above = gray > t
+    border = np.concatenate((above[0], above[-1], above[:, 0], above[:, -1]))
+    return above if border.mean() <= 0.5 else ~above
+
+
+def blend(img: np.ndarray, texture: np.ndarray, perlin: np.ndarray, rng: np.random.Generator) -> tuple:
+    """Eq. 2 in float32: the sample (augmented, image, mask, label)."""
     mask = perlin.astype(np.float32)[..., None]
     beta = rng.uniform(0.1, 1.0)
     image = img.astype(np.float32) / 255
