@@ -8,6 +8,7 @@ reference, and the median round is reported. "Blend and the rest" is the total m
 
     python benchmarks/synthesis_parts.py                 # batch 16, one thread
     python benchmarks/synthesis_parts.py --batch 64 --threads 2
+    python benchmarks/synthesis_parts.py --device cuda   # fgad on the accelerator (each part synchronised)
 
 With one thread the parts add up to the work each side does; with more, fgad's parts are wall-clock
 times of multi-threaded ops, while the reference stays a single-threaded loop.
@@ -55,19 +56,28 @@ REFERENCE_PARTS = [
 TOTAL = "total"
 
 
+def _no_sync() -> None:
+    return None
+
+
 @contextlib.contextmanager
-def timed(parts: list[tuple[str, object, str]], totals: dict[str, float]) -> Iterator[None]:
-    """Wrap every part's function so that its wall time adds to ``totals[label]``; unwrap after."""
+def timed(
+    parts: list[tuple[str, object, str]], totals: dict[str, float], sync: Callable[[], None] = _no_sync
+) -> Iterator[None]:
+    """Wrap every part's function so that its wall time adds to ``totals[label]`` (``sync`` waits for
+    the device before and after it); unwrap after."""
     saved = []
     for label, owner, name in parts:
         original = getattr(owner, name)
         saved.append((owner, name, original))
 
         def wrapper(*args: object, _f: Callable = original, _label: str = label, **kwargs: object) -> object:
+            sync()
             start = time.perf_counter()
             try:
                 return _f(*args, **kwargs)
             finally:
+                sync()
                 totals[_label] += time.perf_counter() - start
 
         setattr(owner, name, wrapper)
@@ -78,11 +88,15 @@ def timed(parts: list[tuple[str, object, str]], totals: dict[str, float]) -> Ite
             setattr(owner, name, original)
 
 
-def one_round(parts: list[tuple[str, object, str]], fn: Callable[[], object]) -> dict[str, float]:
+def one_round(
+    parts: list[tuple[str, object, str]], fn: Callable[[], object], sync: Callable[[], None]
+) -> dict[str, float]:
     totals: dict[str, float] = defaultdict(float)
-    with timed(parts, totals):
+    with timed(parts, totals, sync):
+        sync()
         start = time.perf_counter()
         fn()
+        sync()
         totals[TOTAL] = time.perf_counter() - start
     return totals
 
@@ -92,7 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (and OpenCV's)")
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--device", default="cpu", help="device of fgad's synthesizer (the reference: CPU)")
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else _no_sync
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
 
@@ -102,31 +119,39 @@ def main(argv: list[str] | None = None) -> None:
     def to_tensor(batch: list[np.ndarray]) -> torch.Tensor:
         return torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float().div_(255).contiguous()
 
-    images, textures = to_tensor(images_u8), to_tensor(textures_u8)
-    synth = AnomalySynthesizer(foreground="otsu", anomaly_prob=1.0)
-    gen = torch.Generator().manual_seed(0)
+    images, textures = to_tensor(images_u8).to(device), to_tensor(textures_u8).to(device)
+    synth = AnomalySynthesizer(foreground="otsu", anomaly_prob=1.0).to(device)
+    gen = torch.Generator(device=device).manual_seed(0)
     contenders = {
-        "fgad": (FGAD_PARTS, lambda: synth(images, textures, generator=gen)),
-        "reference": (REFERENCE_PARTS, lambda: reference.draem_style(images_u8, textures_u8, rng, True)),
+        "fgad": (FGAD_PARTS, lambda: synth(images, textures, generator=gen), sync),
+        "reference": (
+            REFERENCE_PARTS,
+            lambda: reference.draem_style(images_u8, textures_u8, rng, True),
+            _no_sync,
+        ),
     }
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
     with torch.no_grad():
         for _ in range(3):
-            for _parts, fn in contenders.values():
+            for _parts, fn, wait in contenders.values():
                 fn()
+                wait()
         for _ in range(args.rounds):
-            for name, (parts, fn) in contenders.items():
-                rounds[name].append(one_round(parts, fn))
+            for name, (parts, fn, wait) in contenders.items():
+                rounds[name].append(one_round(parts, fn, wait))
 
     def median_ms(name: str, label: str) -> float:
         return 1000 * statistics.median(r.get(label, 0.0) for r in rounds[name])
 
-    print(f"batch={args.batch} threads={args.threads} size=256x256 RGB, rounds={args.rounds}, ms per batch")
+    print(
+        f"device={device} batch={args.batch} threads={args.threads} size=256x256 RGB, "
+        f"rounds={args.rounds}, ms per batch"
+    )
     print(f"{'part':<28} {'fgad':>8} {'share':>6} {'reference':>10} {'share':>6} {'x':>6}")
     labels = [label for label, _, _ in FGAD_PARTS]
     top = {
         name: [label for label, _, _ in parts if not label.startswith(" ")]
-        for name, (parts, _) in contenders.items()
+        for name, (parts, _, _) in contenders.items()
     }
     # x: how many times longer the reference takes for the part than fgad
     totals = {name: median_ms(name, TOTAL) for name in contenders}
