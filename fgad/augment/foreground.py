@@ -878,18 +878,16 @@ class ForegroundMask(nn.Module):
 
     def _clean(self, masks: torch.Tensor, close: int, open_: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Closing, hole filling, opening and hull of (B, H, W) masks; also whether filling finished."""
-        if masks.device.type == "cpu":
-            masks = clean_masks(masks, close, open_, self.fill_holes)
-            if self.hull:
-                masks = self._hull(masks)
-            return masks, torch.ones(masks.shape[0], dtype=torch.bool)
-        if close:
-            masks = _close(masks, close)
         filled = torch.ones(masks.shape[0], dtype=torch.bool, device=masks.device)
-        if self.fill_holes:
-            masks, filled = fill_holes(masks)
-        if open_:
-            masks = _dilate(_erode(masks, open_), open_)
+        if masks.device.type == "cpu":
+            masks = clean_masks(masks, close, open_, self.fill_holes)  # the fill always completes
+        else:
+            if close:
+                masks = _close(masks, close)
+            if self.fill_holes:
+                masks, filled = fill_holes(masks)
+            if open_:
+                masks = _dilate(_erode(masks, open_), open_)
         if self.hull:
             masks = self._hull(masks)
         return masks, filled
